@@ -1,0 +1,358 @@
+package codec
+
+import "bytes"
+
+// A strict, reflection-free reader for the fast path of the per-request parsers. It accepts
+// only input that encoding/json would decode to the same result: objects whose known members
+// have string values and ASCII keys without escapes. Anything else — an error to describe, a
+// null, a key encoding/json would match case-insensitively, deep nesting — makes it give up,
+// and the caller falls back to encoding/json, which then decides and words any error. The fuzz
+// target FuzzFastPathAgrees checks the two paths agree.
+
+// maxFastDepth bounds nesting in skipped values; deeper input goes to encoding/json.
+const maxFastDepth = 64
+
+type fastScanner struct {
+	b []byte
+	i int
+}
+
+// open consumes the '{' that starts an object.
+func (s *fastScanner) open() bool {
+	s.i = skipSpace(s.b, s.i)
+	if s.i < len(s.b) && s.b[s.i] == '{' {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// member moves to the next member of the current object. It returns the member's raw key with
+// the scanner at its value, or end once the closing '}' is consumed.
+func (s *fastScanner) member(first bool) (key []byte, end, ok bool) {
+	s.i = skipSpace(s.b, s.i)
+	if s.i >= len(s.b) {
+		return nil, false, false
+	}
+	if s.b[s.i] == '}' {
+		s.i++
+		return nil, true, true
+	}
+	if !first {
+		if s.b[s.i] != ',' {
+			return nil, false, false
+		}
+		s.i = skipSpace(s.b, s.i+1)
+	}
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return nil, false, false
+	}
+	start := s.i + 1
+	j := start
+	for ; j < len(s.b) && s.b[j] != '"'; j++ {
+		if c := s.b[j]; c == '\\' || c < 0x20 || c >= 0x80 {
+			return nil, false, false
+		}
+	}
+	if j >= len(s.b) {
+		return nil, false, false
+	}
+	key = s.b[start:j]
+	s.i = skipSpace(s.b, j+1)
+	if s.i >= len(s.b) || s.b[s.i] != ':' {
+		return nil, false, false
+	}
+	s.i = skipSpace(s.b, s.i+1)
+	return key, false, true
+}
+
+// str reads a string value.
+func (s *fastScanner) str() (string, bool) {
+	v, next, ok := parseString(s.b, s.i)
+	if ok {
+		s.i = next
+	}
+	return v, ok
+}
+
+// skip passes over any valid value.
+func (s *fastScanner) skip() bool {
+	next, ok := skipValue(s.b, s.i, 0)
+	if ok {
+		s.i = next
+	}
+	return ok
+}
+
+// end reports whether only whitespace is left.
+func (s *fastScanner) end() bool { return skipSpace(s.b, s.i) == len(s.b) }
+
+// foldsToAny reports whether an unknown key would still be matched to one of known by
+// encoding/json, which compares field names case-insensitively (bytes.EqualFold).
+func foldsToAny(key []byte, known ...string) bool {
+	for _, k := range known {
+		if bytes.EqualFold(key, []byte(k)) {
+			return true
+		}
+	}
+	return false
+}
+
+// skipValue validates the JSON value at b[i] and returns the index after it.
+func skipValue(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) || depth > maxFastDepth {
+		return 0, false
+	}
+	switch c := b[i]; {
+	case c == '"':
+		return skipString(b, i)
+	case c == '{' || c == '[':
+		closer := byte('}')
+		if c == '[' {
+			closer = ']'
+		}
+		i = skipSpace(b, i+1)
+		if i < len(b) && b[i] == closer {
+			return i + 1, true
+		}
+		for {
+			if c == '{' {
+				var ok bool
+				if i, ok = skipString(b, i); !ok {
+					return 0, false
+				}
+				i = skipSpace(b, i)
+				if i >= len(b) || b[i] != ':' {
+					return 0, false
+				}
+				i = skipSpace(b, i+1)
+			}
+			var ok bool
+			if i, ok = skipValue(b, i, depth+1); !ok {
+				return 0, false
+			}
+			i = skipSpace(b, i)
+			if i >= len(b) {
+				return 0, false
+			}
+			switch b[i] {
+			case ',':
+				i = skipSpace(b, i+1)
+			case closer:
+				return i + 1, true
+			default:
+				return 0, false
+			}
+		}
+	case c == 't':
+		return skipLiteral(b, i, "true")
+	case c == 'f':
+		return skipLiteral(b, i, "false")
+	case c == 'n':
+		return skipLiteral(b, i, "null")
+	case c == '-' || ('0' <= c && c <= '9'):
+		return skipNumber(b, i)
+	default:
+		return 0, false
+	}
+}
+
+func skipLiteral(b []byte, i int, lit string) (int, bool) {
+	if bytes.HasPrefix(b[i:], []byte(lit)) {
+		return i + len(lit), true
+	}
+	return 0, false
+}
+
+// skipString validates a string literal: escapes must be valid and control characters escaped.
+// Like encoding/json's syntax check, it does not validate UTF-8.
+func skipString(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, false
+	}
+	for i++; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, true
+		case c < 0x20:
+			return 0, false
+		case c == '\\':
+			if i+1 >= len(b) {
+				return 0, false
+			}
+			i++
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if _, ok := hex4(b, i+1); !ok {
+					return 0, false
+				}
+				i += 4
+			default:
+				return 0, false
+			}
+		}
+	}
+	return 0, false
+}
+
+// skipNumber validates -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func skipNumber(b []byte, i int) (int, bool) {
+	digits := func(i int) (int, bool) {
+		start := i
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+		return i, i > start
+	}
+	if b[i] == '-' {
+		i++
+	}
+	if i >= len(b) {
+		return 0, false
+	}
+	if b[i] == '0' {
+		i++
+	} else {
+		var ok bool
+		if i, ok = digits(i); !ok {
+			return 0, false
+		}
+	}
+	if i < len(b) && b[i] == '.' {
+		var ok bool
+		if i, ok = digits(i + 1); !ok {
+			return 0, false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		var ok bool
+		if i, ok = digits(i); !ok {
+			return 0, false
+		}
+	}
+	return i, true
+}
+
+// parseRequestControlFast decodes the common request header without reflection. ok=false means
+// "ask encoding/json".
+func parseRequestControlFast(b []byte) (c RequestControl, ok bool) {
+	s := fastScanner{b: b}
+	if !s.open() {
+		return RequestControl{}, false
+	}
+	var seen uint8
+	for first := true; ; first = false {
+		key, end, ok := s.member(first)
+		if !ok {
+			return RequestControl{}, false
+		}
+		if end {
+			break
+		}
+		var dst *string
+		switch string(key) {
+		case "id":
+			dst, seen = &c.ID, seen|1
+		case "request_type":
+			dst, seen = &c.RequestType, seen|2
+		case "response_type":
+			dst, seen = &c.ResponseType, seen|4
+		case "payload_codec":
+			dst = &c.PayloadCodec
+		case "connection_info":
+			if !parseConnectionInfoFast(&s, &c) {
+				return RequestControl{}, false
+			}
+			seen |= 8
+			continue
+		default:
+			if foldsToAny(key, "id", "request_type", "response_type", "connection_info", "payload_codec") || !s.skip() {
+				return RequestControl{}, false
+			}
+			continue
+		}
+		if *dst, ok = s.str(); !ok {
+			return RequestControl{}, false
+		}
+	}
+	if seen != 15 || !s.end() {
+		return RequestControl{}, false
+	}
+	return c, true
+}
+
+func parseConnectionInfoFast(s *fastScanner, c *RequestControl) bool {
+	if !s.open() {
+		return false
+	}
+	var seen uint8
+	for first := true; ; first = false {
+		key, end, ok := s.member(first)
+		if !ok {
+			return false
+		}
+		if end {
+			return seen == 3
+		}
+		switch string(key) {
+		case "transport":
+			c.Transport, ok = s.str()
+			seen |= 1
+		case "info":
+			c.Info, ok = s.str()
+			seen |= 2
+		default:
+			ok = !foldsToAny(key, "transport", "info") && s.skip()
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+// parseCallHomeFast decodes the call-home document without reflection; ok=false means "ask
+// encoding/json".
+func parseCallHomeFast(b []byte) (info CallHomeInfo, ok bool) {
+	s := fastScanner{b: b}
+	if !s.open() {
+		return CallHomeInfo{}, false
+	}
+	var seen uint8
+	for first := true; ; first = false {
+		key, end, ok := s.member(first)
+		if !ok {
+			return CallHomeInfo{}, false
+		}
+		if end {
+			break
+		}
+		var dst *string
+		switch string(key) {
+		case "address":
+			dst, seen = &info.Address, seen|1
+		case "subject":
+			dst, seen = &info.Subject, seen|2
+		case "context":
+			dst, seen = &info.Context, seen|4
+		case "stream_type":
+			dst, seen = &info.StreamType, seen|8
+		default:
+			if foldsToAny(key, "address", "subject", "context", "stream_type") || !s.skip() {
+				return CallHomeInfo{}, false
+			}
+			continue
+		}
+		if *dst, ok = s.str(); !ok {
+			return CallHomeInfo{}, false
+		}
+	}
+	if seen != 15 || !s.end() {
+		return CallHomeInfo{}, false
+	}
+	return info, true
+}

@@ -1,0 +1,50 @@
+package plane
+
+// Header names carried on every plane (HTTP headers, TCP-plane JSON headers, NATS headers).
+const (
+	HeaderTraceParent      = "traceparent"
+	HeaderTraceState       = "tracestate"
+	HeaderXRequestID       = "x-request-id"
+	HeaderRequestID        = "request-id"
+	HeaderXDynamoRequestID = "x-dynamo-request-id"
+)
+
+// Meta is the per-request metadata that travels beside the frame: W3C trace context and the
+// request id that logs and spans carry.
+type Meta struct {
+	// RequestID is the caller's request id (x-request-id); when empty, the control id is used.
+	RequestID   string
+	TraceParent string
+	TraceState  string
+}
+
+// Headers calls set for every header a requester sends (spec §5.1): traceparent/tracestate
+// when tracing, x-request-id (the caller's id, else id) and request-id (= id).
+func (m Meta) Headers(id string, set func(key, value string)) {
+	if m.TraceParent != "" {
+		set(HeaderTraceParent, m.TraceParent)
+		if m.TraceState != "" {
+			set(HeaderTraceState, m.TraceState)
+		}
+	}
+	rid := m.RequestID
+	if rid == "" {
+		rid = id
+	}
+	set(HeaderXRequestID, rid)
+	set(HeaderRequestID, id)
+}
+
+// MetaFromHeaders extracts Meta on receipt. get returns a header's value or "". The request id
+// is x-request-id, else request-id, else x-dynamo-request-id, else the control message's id.
+func MetaFromHeaders(get func(key string) string, id string) Meta {
+	m := Meta{TraceParent: get(HeaderTraceParent), TraceState: get(HeaderTraceState)}
+	for _, k := range [...]string{HeaderXRequestID, HeaderRequestID, HeaderXDynamoRequestID} {
+		if v := get(k); v != "" {
+			m.RequestID = v
+			return m
+		}
+	}
+	m.RequestID = id
+	return m
+}

@@ -1,0 +1,63 @@
+package plane
+
+import (
+	"errors"
+
+	"github.com/reqplane/reqplane/internal/codec"
+)
+
+// Request is an admitted request, handed to a Handler. Body and the strings in Control and
+// CallHome belong to the Handler once Accept returned nil: planes never reuse them.
+type Request struct {
+	Plane    string // the plane it came in on
+	Endpoint Endpoint
+	Control  codec.RequestControl
+	CallHome codec.CallHomeInfo
+	Body     []byte
+	Meta     Meta
+}
+
+// Decode checks a request payload as a worker must before acknowledging it (spec §5.1): one
+// complete TwoPart frame within max bytes with a matching checksum, with both a header and a
+// body, whose header is a valid RequestControlMessage with usable call-home info. The returned
+// request aliases payload. A failure is an *Error with CodeTooLarge or CodeBadRequest whose
+// Text is what the worker answers.
+func Decode(payload []byte, max int) (*Request, error) {
+	f, err := codec.DecodeFrame(payload, max)
+	if err != nil {
+		code := CodeBadRequest
+		if errors.Is(err, codec.ErrMessageTooLarge) {
+			code = CodeTooLarge
+		}
+		return nil, &Error{Code: code, Text: err.Error(), Err: err}
+	}
+	if err := codec.RequireHeaderAndData(f); err != nil {
+		return nil, &Error{Code: CodeBadRequest, Text: err.Error(), Err: err}
+	}
+	ctl, err := codec.ParseRequestControl(f.Header)
+	if err != nil {
+		return nil, controlError(err)
+	}
+	info, err := ctl.Validate()
+	if err != nil {
+		return nil, controlError(err)
+	}
+	return &Request{Control: ctl, CallHome: info, Body: f.Data}, nil
+}
+
+// controlError turns a control-header failure into the worker's answer; codec errors already
+// carry the spec's "Two Part Codec Error: Invalid message: control header: …" text.
+func controlError(err error) *Error {
+	var ce *codec.Error
+	if !errors.As(err, &ce) {
+		ce = &codec.Error{Code: codec.CodeInvalidMessage, Detail: "control header: " + err.Error(), Err: err}
+	}
+	return &Error{Code: CodeBadRequest, Text: ce.Error(), Err: err}
+}
+
+// EncodeRequest appends the TwoPart request frame for body to dst: the RequestControlMessage
+// with id and the call-home info as header, body as data. It fails when the frame would exceed max.
+func EncodeRequest(dst []byte, id string, info codec.CallHomeInfo, body []byte, max int) ([]byte, error) {
+	hdr := codec.AppendRequestControl(make([]byte, 0, 384), id, info)
+	return codec.AppendFrame(dst, hdr, body, max)
+}
