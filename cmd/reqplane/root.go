@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/reqplane/reqplane/internal/config"
+	"github.com/reqplane/reqplane/internal/discovery/etcd"
 )
 
 // env is everything the commands take from the process. main fills it from the real process and
@@ -28,6 +29,8 @@ type env struct {
 // a newXxxCmd(env) *cobra.Command function in its own file and one line here.
 func subcommands() []func(env) *cobra.Command {
 	return []func(env) *cobra.Command{
+		func(env) *cobra.Command { return newEtcdCmd() },
+		newLsCmdFromEnv,
 		newConfigCmd,
 		newVersionCmd,
 	}
@@ -72,4 +75,15 @@ func run(ctx context.Context, args []string, e env) int {
 		return 1
 	}
 	return 0
+}
+
+// newLsCmdFromEnv gives "reqplane ls" the etcd settings of the environment.
+func newLsCmdFromEnv(e env) *cobra.Command {
+	return newLsCmd(func() (etcd.ClientConfig, error) {
+		c, err := e.loadConfig()
+		if err != nil {
+			return etcd.ClientConfig{}, err
+		}
+		return etcdClientConfig(c.Etcd), nil
+	})
 }

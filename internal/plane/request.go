@@ -15,6 +15,10 @@ type Request struct {
 	CallHome codec.CallHomeInfo
 	Body     []byte
 	Meta     Meta
+	// Unsupported is set when the request asks for something this worker does not speak (a
+	// msgpack payload, a request stream): it is acknowledged, and the worker answers it with an
+	// error prologue carrying this error's text, as Dynamo does.
+	Unsupported error
 }
 
 // Decode checks a request payload as a worker must before acknowledging it (spec §5.1): one
@@ -39,10 +43,10 @@ func Decode(payload []byte, max int) (*Request, error) {
 		return nil, controlError(err)
 	}
 	info, err := ctl.Validate()
-	if err != nil {
+	if err != nil && !errors.Is(err, codec.ErrUnsupported) {
 		return nil, controlError(err)
 	}
-	return &Request{Control: ctl, CallHome: info, Body: f.Data}, nil
+	return &Request{Control: ctl, CallHome: info, Body: f.Data, Unsupported: err}, nil
 }
 
 // controlError turns a control-header failure into the worker's answer; codec errors already

@@ -69,3 +69,20 @@ func TestDecodeRefusals(t *testing.T) {
 		})
 	}
 }
+
+// A request for something the worker does not speak is acknowledged and answered later with an
+// error prologue (spec §3), not refused.
+func TestDecodeUnsupported(t *testing.T) {
+	hdr := `{"id":"` + testID + `","request_type":"single_in","response_type":"many_out","connection_info":{"transport":"tcp_server","info":"{\"address\":\"127.0.0.1:1\",\"subject\":\"s\",\"context\":\"` + testID + `\",\"stream_type\":\"response\"}"},"payload_codec":"msgpack"}`
+	payload, err := codec.AppendFrame(nil, []byte(hdr), []byte{0x80}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := Decode(payload, 0)
+	if err != nil {
+		t.Fatalf("Decode refused an unsupported request: %v", err)
+	}
+	if !errors.Is(req.Unsupported, codec.ErrUnsupported) || req.CallHome.Address != "127.0.0.1:1" {
+		t.Fatalf("request %+v", req)
+	}
+}
