@@ -223,8 +223,10 @@ func (r *Router) IsDown(id uint64) bool {
 
 // PickRequest parameterises one Pick.
 type PickRequest struct {
-	// InstanceID is the instance a Direct router must use.
+	// InstanceID is the instance to use in Direct mode, or with Direct set in any mode.
 	InstanceID uint64
+	// Direct asks for InstanceID whatever the router's mode.
+	Direct bool
 	// Tried lists instances already tried for this request (a pre-ack retry); they are skipped.
 	Tried []uint64
 }
@@ -233,7 +235,7 @@ type PickRequest struct {
 // only instances marked down remain untried, it uses one of those rather than fail.
 func (r *Router) Pick(req PickRequest) (Target, error) {
 	p := r.picker.Load()
-	if r.opts.Mode == Direct {
+	if r.opts.Mode == Direct || req.Direct {
 		for _, t := range p.targets {
 			if t.ID == req.InstanceID {
 				if contains(req.Tried, t.ID) {

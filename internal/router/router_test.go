@@ -198,7 +198,7 @@ func TestPlanePreference(t *testing.T) {
 	mixed := []Instance{
 		{ID: 1, Transports: []Transport{{"http", "http://a"}, {"tcp", "b"}, {"nats", "c"}}},
 		{ID: 2, Transports: []Transport{{"nats", "d"}}}, // a Dynamo NATS worker
-		{ID: 3, Transports: nil},                        // nothing usable: skipped
+		{ID: 3, Transports: nil}, // nothing usable: skipped
 	}
 	for _, tc := range []struct {
 		prefs []string
