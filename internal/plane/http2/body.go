@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"slices"
 
 	"github.com/reqplane/reqplane/internal/codec"
 )
@@ -43,7 +42,10 @@ func readBody(r io.Reader, cl int64, max int) ([]byte, error) {
 				return buf, nil
 			}
 			if n := nextCap(len(buf), expect, max); n > len(buf) {
-				buf = slices.Grow(buf, n-len(buf))
+				// Exactly n, not append's rounding: the Request keeps this buffer.
+				grown := make([]byte, len(buf), n)
+				copy(grown, buf)
+				buf = grown
 			} else {
 				// All the bytes expected (or max) are in: one small read tells the end of the
 				// body from more of it, without growing the buffer for nothing.

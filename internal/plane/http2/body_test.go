@@ -91,8 +91,8 @@ func TestReadBody(t *testing.T) {
 			if !bytes.Equal(got, tc.want) {
 				t.Fatalf("read %d bytes, want %d", len(got), len(tc.want))
 			}
-			if cap(got) > 2*len(got)+growSlack {
-				t.Fatalf("buffer of %d bytes holds %d", cap(got), len(got))
+			if cap(got) > 2*len(got)+growSlack || tc.cl >= 0 && cap(got) != len(got) {
+				t.Fatalf("buffer of %d bytes holds %d (Content-Length %d)", cap(got), len(got), tc.cl)
 			}
 		})
 	}

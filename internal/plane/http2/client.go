@@ -92,6 +92,8 @@ var _ plane.Client = (*Client)(nil)
 // another rather than queueing (HTTP2Config.StrictMaxConcurrentRequests is left false).
 // MaxConnsPerHost caps the dials in progress per address; it is not a hard cap on HTTP/2
 // connections, which net/http stops counting once they are handed to its HTTP/2 pool.
+// The first Send to a worker goes alone and concurrent ones wait for its answer, so that a
+// burst to a new worker shares one connection instead of dialing one per request.
 func NewClient(opts ClientOptions) *Client {
 	opts = opts.withDefaults()
 	c := &Client{opts: opts, conns: map[*trackedConn]struct{}{}, hosts: map[string]*hostState{}, released: make(chan struct{})}
@@ -183,7 +185,7 @@ func (c *Client) Send(ctx context.Context, address string, frame []byte, meta pl
 	})
 	resp, err := c.tr.RoundTrip(req)
 	if primer {
-		c.primed(host, hs)
+		c.primed(host, hs, err)
 	}
 	if err != nil {
 		return c.sendError(ctx, sctx, address, err)
@@ -235,23 +237,28 @@ func (c *Client) admit(host string) (hs *hostState, primer, ok bool) {
 	return hs, true, true
 }
 
-// primed releases the Sends waiting for host's priming Send. When it left no connection
-// (the worker is unreachable), the host is forgotten so that a later Send primes it again.
-func (c *Client) primed(host string, hs *hostState) {
+// primed releases the Sends waiting for host's priming Send. When it failed and left no
+// connection (the worker is unreachable), the host is forgotten so that a later Send primes
+// it again.
+func (c *Client) primed(host string, hs *hostState, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	close(hs.ready)
-	if hs.conns <= 0 && c.hosts[host] == hs {
+	if err != nil && hs.conns <= 0 && c.hosts[host] == hs {
 		delete(c.hosts, host)
 	}
 }
 
-// dialAddr is the "host:port" net/http dials for u.
+// dialAddr is the "host:port" net/http dials for u, the key of hosts.
 func dialAddr(u *url.URL) string {
-	if u.Port() != "" {
-		return u.Host
+	port := u.Port()
+	if port != "" && !strings.Contains(u.Host, "%") {
+		return u.Host // already host:port, IPv6 bracketed
 	}
-	return net.JoinHostPort(u.Hostname(), "80")
+	if port == "" {
+		port = "80"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }
 
 // sendError classifies a transport failure. parent is the caller's context, sctx the Send's.

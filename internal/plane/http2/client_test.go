@@ -477,3 +477,75 @@ func TestClientOpensConnectionsBeyondStreamLimit(t *testing.T) {
 		t.Fatalf("%d connections carried %d concurrent streams with a limit of %d", conns.Load(), n, streams)
 	}
 }
+
+// The hosts key is the address net/http hands the dialer.
+func TestDialAddr(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"http://127.0.0.1:8081/v1/dynamo/generate", "127.0.0.1:8081"},
+		{"http://[::1]:8081/v1/dynamo/generate", "[::1]:8081"},
+		{"http://[fe80::1%25eth0]:8081/x", "[fe80::1%eth0]:8081"},
+		{"http://worker/x", "worker:80"},
+		{"http://[::1]/x", "[::1]:80"},
+	} {
+		u, err := url.Parse(tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := dialAddr(u); got != tc.want {
+			t.Errorf("dialAddr(%s) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// The first Send to an unreachable worker does not leave the host primed: the next Send
+// primes again (and fails on its own instead of waiting for nothing).
+func TestClientPrimingAfterFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	c := newClient(t, ClientOptions{})
+	for range 2 {
+		err := c.Send(context.Background(), "http://"+addr+"/v1/dynamo/generate", requestFrame(t, testID, testBody), plane.Meta{})
+		if plane.CodeOf(err) != plane.CodeConnect {
+			t.Fatalf("Send: %v", err)
+		}
+		c.mu.Lock()
+		_, primed := c.hosts[addr]
+		c.mu.Unlock()
+		if primed {
+			t.Fatal("an unreachable host stays primed")
+		}
+	}
+	// A reachable host stays primed while its connection lives, and is forgotten when it closes.
+	s := startServer(t, Options{})
+	u := addEndpoint(t, s, "generate", &recorder{})
+	if err := c.Send(context.Background(), u, requestFrame(t, testID, testBody), plane.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	host := s.Addr().String()
+	c.mu.Lock()
+	hs := c.hosts[host]
+	c.mu.Unlock()
+	if hs == nil || hs.conns != 1 {
+		t.Fatalf("host state %+v after a successful Send", hs)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitLimit)
+	for {
+		c.mu.Lock()
+		_, primed := c.hosts[host]
+		c.mu.Unlock()
+		if !primed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("host still primed after its connection closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

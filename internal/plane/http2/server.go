@@ -183,8 +183,8 @@ func (s *Server) Start(ctx context.Context) error {
 			SendPingTimeout:  s.opts.IdleTimeout / 2,
 			WriteByteTimeout: s.opts.ReadTimeout,
 		},
-		// Protocol chatter of misbehaving peers is not this server's error.
-		ErrorLog:  slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelDebug),
+		// net/http logs accept failures and handler panics here.
+		ErrorLog:  slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
 		ConnState: s.connState,
 	}
 	s.ln, s.srv, s.served = ln, srv, make(chan struct{})
