@@ -22,7 +22,7 @@ const (
 	// busyThreshold is the number of outstanding requests beyond which a connection counts as
 	// busy and the pool prefers opening another one (up to PoolSize). Pipelining a few requests
 	// per connection batches writes; beyond that, more connections spread the server's work.
-	busyThreshold = 64
+	busyThreshold = 8
 	// maxPickAttempts bounds how often Send re-picks after its connection broke before the
 	// request was queued on it (nothing was sent, so trying again is safe).
 	maxPickAttempts = 3
@@ -63,6 +63,9 @@ type Client struct {
 	conns  map[*conn]struct{}
 	closed bool
 	wg     sync.WaitGroup // reader goroutines
+
+	// waiters recycles waiters (with their channel and timer) that completed normally.
+	waiters sync.Pool
 }
 
 var _ plane.Client = (*Client)(nil)
@@ -131,7 +134,7 @@ func (c *Client) Send(ctx context.Context, address string, frame []byte, meta pl
 		if err != nil {
 			return err
 		}
-		return cn.wait(ctx, w, c.requestTimeout)
+		return cn.wait(ctx, w)
 	}
 	return connectError(hostport, errors.New("connections kept breaking before the request could be queued"))
 }
@@ -303,7 +306,8 @@ func (c *Client) pick(ctx context.Context, addr string) (*conn, error) {
 			return best, nil
 		}
 		if full {
-			// Every slot is being dialed: wait for one of those dials.
+			// No usable connection and no free slot (dials in progress, or connections on
+			// their way out): wait for that to change.
 			changed := p.changed
 			p.mu.Unlock()
 			if wait == nil {
@@ -323,7 +327,9 @@ func (c *Client) pick(ctx context.Context, addr string) (*conn, error) {
 		cn, err := c.dial(ctx, p)
 		p.mu.Lock()
 		p.dialing--
-		if err == nil {
+		// A connection that already broke has run (or will find nothing to do in) its
+		// removal, which needs p.mu: adding it now would leave a dead entry behind.
+		if err == nil && !cn.unusable.Load() {
 			p.conns = append(p.conns, cn)
 		}
 		p.signalLocked()
@@ -395,11 +401,24 @@ func (c *Client) forgetIfEmpty(p *pool) bool {
 
 // waiter is one request awaiting its reply on a connection.
 type waiter struct {
-	ch chan error // capacity 1: the reader never blocks delivering
+	ch    chan error  // capacity 1: the reader never blocks delivering
+	timer *time.Timer // the acknowledgement timeout, reused with the waiter
 	// guarded by conn.mu
 	done      bool // the result was decided (sent on ch unless abandoned)
 	abandoned bool // the sender stopped waiting; the reply will be consumed and dropped
 }
+
+func (c *Client) newWaiter() *waiter {
+	if w, ok := c.waiters.Get().(*waiter); ok {
+		w.done, w.abandoned = false, false
+		return w
+	}
+	return &waiter{ch: make(chan error, 1)}
+}
+
+// recycle returns w to the pool. Only a waiter whose result was received may be recycled: an
+// abandoned one is still referenced by the connection's queue.
+func (c *Client) recycle(w *waiter) { c.waiters.Put(w) }
 
 // conn is one pooled, pipelined connection. Senders append their encoded request and a waiter
 // under mu, so the waiter FIFO is in wire order; the first sender to find no write in progress
@@ -436,7 +455,7 @@ func (cn *conn) enqueue(path string, headers map[string]string, frame []byte) (*
 		return nil, encodeError(err)
 	}
 	cn.wbuf = buf
-	w := &waiter{ch: make(chan error, 1)}
+	w := cn.cl.newWaiter()
 	cn.q = append(cn.q, w)
 	cn.live++
 	cn.n.Add(1)
@@ -488,16 +507,23 @@ func (cn *conn) fail(err error) {
 }
 
 // wait blocks until w's reply, the acknowledgement timeout or ctx's end.
-func (cn *conn) wait(ctx context.Context, w *waiter, timeout time.Duration) error {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
+func (cn *conn) wait(ctx context.Context, w *waiter) error {
+	timeout := cn.cl.requestTimeout
+	if w.timer == nil {
+		w.timer = time.NewTimer(timeout)
+	} else {
+		w.timer.Reset(timeout)
+	}
 	select {
 	case err := <-w.ch:
+		w.timer.Stop()
+		cn.cl.recycle(w)
 		return err
-	case <-t.C:
+	case <-w.timer.C:
 		return cn.abandon(w, true, &plane.Error{Plane: plane.NameTCP, Code: plane.CodeAckTimeout,
 			Err: fmt.Errorf("no acknowledgement from %s within %v", cn.p.addr, timeout)})
 	case <-ctx.Done():
+		w.timer.Stop()
 		return cn.abandon(w, false, contextError(ctx.Err()))
 	}
 }
@@ -510,7 +536,9 @@ func (cn *conn) abandon(w *waiter, timedOut bool, err error) error {
 	cn.mu.Lock()
 	if w.done {
 		cn.mu.Unlock()
-		return <-w.ch // the reply won the race
+		res := <-w.ch // the reply won the race
+		cn.cl.recycle(w)
+		return res
 	}
 	w.abandoned = true
 	cn.live--

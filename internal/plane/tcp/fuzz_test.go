@@ -111,10 +111,21 @@ func FuzzServeConn(f *testing.F) {
 // A reply cut short is not one: replies are written whole.
 func isConnReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
 
+// waitConnsGone waits until the server has finished every connection. It polls finely: the
+// fuzz loop calls it once per input.
 func waitConnsGone(t testing.TB, s *Server) {
-	eventually(t, "the server to finish the connection", func() bool {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for {
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		return len(s.conns) == 0
-	})
+		n := len(s.conns)
+		s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server still holds %d connections after %v", n, waitLong)
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
 }
