@@ -29,7 +29,11 @@ type env struct {
 // a newXxxCmd(env) *cobra.Command function in its own file and one line here.
 func subcommands() []func(env) *cobra.Command {
 	return []func(env) *cobra.Command{
+		newDemoCmd,
+		newWorkerCmd,
+		newCallCmd,
 		func(env) *cobra.Command { return newEtcdCmd() },
+		func(env) *cobra.Command { return newNATSCmd() },
 		newLsCmdFromEnv,
 		newConfigCmd,
 		newVersionCmd,

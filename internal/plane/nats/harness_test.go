@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -150,3 +151,8 @@ func eventually(t testing.TB, what string, cond func() bool) {
 }
 
 func id(i int) string { return fmt.Sprintf("3f0c9a52-8d1e-4b7a-9c21-%012x", i) }
+
+var discardLogger = slog.New(slog.DiscardHandler)
+
+// natsMsg shortens nats.go's message type in tests.
+type natsMsg = natsgo.Msg

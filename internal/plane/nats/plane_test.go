@@ -170,6 +170,18 @@ func TestNoResponders(t *testing.T) {
 	}
 }
 
+func TestSendBadSubject(t *testing.T) {
+	ns := startNATS(t, natsembed.Options{})
+	cli := newClient(t, ClientOptions{URLs: []string{ns.ClientURL()}})
+	for _, subject := range []string{"", "a b"} {
+		err := cli.Send(testCtx(t), subject, requestFrame(t, id(1), []byte(`{}`)), plane.Meta{})
+		pe := planeError(t, err, plane.CodeConnect)
+		if !strings.Contains(pe.Text, "invalid NATS subject") || !plane.Retryable(err) {
+			t.Errorf("subject %q: %v, want a retryable invalid-subject error", subject, err)
+		}
+	}
+}
+
 func TestOversizeRefusedBeforeSending(t *testing.T) {
 	const maxPayload = 1024
 	ns := startNATS(t, natsembed.Options{MaxPayload: maxPayload})
@@ -226,7 +238,7 @@ func TestOversizeRefusedBeforeSending(t *testing.T) {
 	}
 	// A frame that fits goes through the same connection after the refused ones: had any of
 	// them been sent, the responder would have seen it first.
-	small := frameOf(200)
+	small := frameOf(600)
 	if err := cli.Send(testCtx(t), subject, small, plane.Meta{}); err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +375,13 @@ func TestAckTimeout(t *testing.T) {
 
 	t.Run("caller cancels", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(testCtx(t))
-		go func() { <-got; cancel() }()
+		go func() {
+			select {
+			case <-got:
+			case <-ctx.Done():
+			}
+			cancel()
+		}()
 		err := cli.Send(ctx, subject, frame, plane.Meta{})
 		planeError(t, err, plane.CodeUnknown)
 		if plane.Retryable(err) || !errors.Is(err, context.Canceled) {

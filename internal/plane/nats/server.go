@@ -438,8 +438,9 @@ func headerValue(text string) string {
 // case-sensitive, but peers differ in how they spell them.
 func headerGetter(h natsgo.Header) func(string) string {
 	return func(key string) string {
-		if v := h.Get(key); v != "" {
-			return v
+		// Not h.Get: it indexes the value slice without checking its length.
+		if vs := h[key]; len(vs) > 0 && vs[0] != "" {
+			return vs[0]
 		}
 		for k, vs := range h {
 			if len(vs) > 0 && strings.EqualFold(k, key) {

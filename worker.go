@@ -1,0 +1,360 @@
+package reqplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/reqplane/reqplane/internal/discovery"
+	"github.com/reqplane/reqplane/internal/discovery/etcd"
+	"github.com/reqplane/reqplane/internal/plane"
+	"github.com/reqplane/reqplane/internal/stream"
+)
+
+// Serve serves the endpoint with h until ctx ends, then shuts the runtime's worker down
+// (Runtime.Shutdown) with at most drain for requests in flight to finish (DefaultShutdownTimeout
+// when drain is 0). It returns nil after a clean shutdown.
+func (e *Endpoint) Serve(ctx context.Context, h Handler, drain time.Duration) error {
+	if err := e.Start(ctx, h); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	if drain <= 0 {
+		drain = DefaultShutdownTimeout
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
+	defer cancel()
+	return e.rt.Shutdown(sctx)
+}
+
+// Start serves the endpoint with h and returns once it is registered in discovery, on every plane
+// of DYN_REQUEST_PLANE. The first Start of a runtime connects to etcd, starts the planes and
+// takes the lease; ctx bounds that. Serving continues until Runtime.Shutdown or Close.
+func (e *Endpoint) Start(ctx context.Context, h Handler) error {
+	rt := e.rt
+	rt.startMu.Lock() // one Start at a time: the first one creates the worker
+	defer rt.startMu.Unlock()
+	rt.mu.Lock()
+	w, closed := rt.worker, rt.closed
+	rt.mu.Unlock()
+	switch {
+	case closed:
+		return closedError()
+	case w == nil:
+		return rt.startWorker(ctx, e.id, h)
+	}
+	return w.add(ctx, e.id, h)
+}
+
+// InstanceID returns the id under which the runtime serves, 0 before Start.
+func (rt *Runtime) InstanceID() InstanceID {
+	rt.mu.Lock()
+	w := rt.worker
+	rt.mu.Unlock()
+	if w == nil {
+		return 0
+	}
+	return InstanceID(w.registrar.InstanceID())
+}
+
+// worker is the serving half of a Runtime: the plane servers, the lease and the requests in
+// flight.
+type worker struct {
+	rt        *Runtime
+	log       *slog.Logger
+	servers   []plane.Server
+	registrar *etcd.Registrar
+	dial      stream.DialOptions
+	limit     int64
+
+	mu        sync.RWMutex // guards endpoints, instance, draining against Accept's admission
+	endpoints map[EndpointID]*served
+	instance  uint64
+	draining  bool
+
+	inflight   atomic.Int64
+	reqs       sync.WaitGroup
+	reqCtx     context.Context // parent of every handler's context
+	cancelReqs context.CancelFunc
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// served is one endpoint of the worker; it admits the planes' requests.
+type served struct {
+	w  *worker
+	id EndpointID
+	h  Handler
+}
+
+// startWorker starts the planes and registers the first endpoint under a new lease.
+func (rt *Runtime) startWorker(ctx context.Context, first EndpointID, h Handler) error {
+	cli, err := rt.etcdClient(ctx)
+	if err != nil {
+		return err
+	}
+	w := &worker{
+		rt:        rt,
+		log:       rt.log,
+		endpoints: map[EndpointID]*served{},
+		limit:     int64(rt.cfg.Ingress.MaxInflightRequests),
+		dial: stream.DialOptions{
+			ConnectTimeout: rt.cfg.TCP.ConnectTimeout,
+			MaxMessageSize: rt.cfg.TCP.MaxMessageSize,
+			Logger:         rt.log,
+		},
+	}
+	w.endpoints[first] = &served{w: w, id: first, h: h}
+	w.reqCtx, w.cancelReqs = context.WithCancel(context.Background())
+	for _, p := range rt.cfg.RequestPlanes {
+		s, err := newPlaneServer(rt.cfg, string(p), rt.log)
+		if err == nil {
+			err = s.Start(ctx)
+		}
+		if err != nil {
+			w.closeServers()
+			return fmt.Errorf("reqplane: starting the %s request plane: %w", p, err)
+		}
+		w.servers = append(w.servers, s)
+	}
+	w.registrar = etcd.NewRegistrar(cli, etcd.RegistrarOptions{TTL: rt.cfg.Etcd.LeaseTTL, Logger: rt.log})
+	if err := w.registrar.Start(ctx, w.bind); err != nil {
+		w.closeServers()
+		var rerr *Error
+		if errors.As(err, &rerr) {
+			return err
+		}
+		return &Error{Code: CodeUnreachable, Endpoint: first, Message: "reqplane: registering " + first.String() + " in etcd: " + err.Error(), Err: err}
+	}
+	w.log.Info("serving endpoint", "endpoint", first.String(), "instance", InstanceID(w.registrar.InstanceID()).String())
+
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.closed {
+		_ = w.registrar.Close()
+		w.closeServers()
+		return closedError()
+	}
+	rt.worker = w
+	return nil
+}
+
+// bind is the registrar's Binder: it (re)binds every endpoint to the lease id on every plane and
+// returns the records to advertise. It runs at the first registration and after a lease loss.
+func (w *worker) bind(ctx context.Context, id uint64) ([]discovery.Record, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	old := w.instance
+	w.instance = id
+	recs := make([]discovery.Record, 0, len(w.endpoints))
+	for _, s := range w.endpoints {
+		if old != 0 && old != id {
+			w.unbind(s.id, old)
+		}
+		rec, err := w.bindOne(ctx, s, id)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, rec)
+	}
+	return recs, nil
+}
+
+// bindOne adds one endpoint to every plane under instance id and builds its record.
+func (w *worker) bindOne(ctx context.Context, s *served, id uint64) (discovery.Record, error) {
+	pe := planeEndpoint(s.id, id)
+	transports := make([]discovery.Transport, 0, len(w.servers))
+	for _, srv := range w.servers {
+		addr, err := srv.Add(ctx, pe, s)
+		if err != nil {
+			return discovery.Record{}, fmt.Errorf("reqplane: serving %s on the %s plane: %w", s.id, srv.Name(), err)
+		}
+		transports = append(transports, discovery.Transport{Kind: transportKind(srv.Name()), Address: addr})
+	}
+	return discovery.NewRecord(discoveryID(s.id), id, transports...), nil
+}
+
+func (w *worker) unbind(ep EndpointID, id uint64) {
+	for _, srv := range w.servers {
+		srv.Remove(planeEndpoint(ep, id))
+	}
+}
+
+// add serves one more endpoint under the current lease.
+func (w *worker) add(ctx context.Context, id EndpointID, h Handler) error {
+	w.mu.Lock()
+	if w.draining {
+		w.mu.Unlock()
+		return closedError()
+	}
+	if _, dup := w.endpoints[id]; dup {
+		w.mu.Unlock()
+		return fmt.Errorf("reqplane: endpoint %s is already served by this runtime", id)
+	}
+	s := &served{w: w, id: id, h: h}
+	w.endpoints[id] = s
+	rec, err := w.bindOne(ctx, s, w.instance)
+	if err != nil {
+		delete(w.endpoints, id)
+		w.unbind(id, w.instance)
+		w.mu.Unlock()
+		return err
+	}
+	w.mu.Unlock()
+	if err := w.registrar.Register(ctx, rec); err != nil {
+		w.mu.Lock()
+		delete(w.endpoints, id)
+		w.unbind(id, w.instance)
+		w.mu.Unlock()
+		return &Error{Code: CodeUnreachable, Endpoint: id, Message: "reqplane: registering " + id.String() + ": " + err.Error(), Err: err}
+	}
+	w.log.Info("serving endpoint", "endpoint", id.String(), "instance", InstanceID(rec.InstanceID).String(), "transports", rec.Transports())
+	return nil
+}
+
+// Accept admits a request from a plane (plane.Handler): refuse while draining or over the
+// in-flight limit, else process it in a goroutine the worker waits for.
+func (s *served) Accept(req *plane.Request) error {
+	w := s.w
+	w.mu.RLock()
+	if w.draining {
+		w.mu.RUnlock()
+		return plane.ErrDraining
+	}
+	if n := w.inflight.Add(1); w.limit > 0 && n > w.limit {
+		w.inflight.Add(-1)
+		w.mu.RUnlock()
+		return plane.ErrOverloaded
+	}
+	w.reqs.Add(1)
+	w.mu.RUnlock()
+	go w.process(s, req)
+	return nil
+}
+
+// process calls home, runs the handler and ends the stream.
+func (w *worker) process(s *served, req *plane.Request) {
+	defer w.reqs.Done()
+	defer w.inflight.Add(-1)
+	log := w.log.With("endpoint", s.id.String(), "request_id", req.Meta.RequestID)
+
+	dialCtx, cancelDial := context.WithCancel(w.reqCtx)
+	sender, err := stream.Dial(dialCtx, req.CallHome, w.dial)
+	cancelDial()
+	if err != nil {
+		log.Warn("cannot call the requester home", "address", req.CallHome.Address, "err", err)
+		return
+	}
+	defer sender.Close()
+
+	ctx, cancel := context.WithCancel(sender.Context())
+	defer cancel()
+	stop := context.AfterFunc(w.reqCtx, cancel) // past the drain deadline
+	defer stop()
+
+	r := &Request{
+		ID:          req.Control.ID,
+		RequestID:   req.Meta.RequestID,
+		TraceParent: req.Meta.TraceParent,
+		TraceState:  req.Meta.TraceState,
+		Endpoint:    s.id,
+		Instance:    InstanceID(req.Endpoint.InstanceID),
+		Plane:       req.Plane,
+		Body:        req.Body,
+	}
+	out := &Responder{s: sender}
+	var herr error
+	if req.Unsupported != nil {
+		herr = req.Unsupported // acknowledged, answered with an error prologue (spec §3)
+	} else {
+		herr = generate(ctx, s.h, r, out)
+	}
+	if herr != nil && !errors.Is(herr, ErrStopped) && ctx.Err() == nil {
+		log.Debug("handler failed", "err", herr)
+	}
+	if err := out.finish(herr); err != nil && ctx.Err() == nil {
+		log.Debug("ending the response stream", "err", err)
+	}
+}
+
+// generate runs the handler, turning a panic into an error so that one bad request cannot take
+// the worker down.
+func generate(ctx context.Context, h Handler, r *Request, out *Responder) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panicked: %v", p)
+			slog.Default().Error("handler panicked", "endpoint", r.Endpoint.String(), "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	return h.Generate(ctx, r, out)
+}
+
+// shutdown runs the drain sequence once; later calls return the first result.
+func (w *worker) shutdown(ctx context.Context) error {
+	w.shutdownOnce.Do(func() { w.shutdownErr = w.drain(ctx) })
+	return w.shutdownErr
+}
+
+func (w *worker) drain(ctx context.Context) error {
+	// 1. Revoke the lease: clients stop picking this instance.
+	regErr := w.registrar.Close()
+	// 2. Refuse new requests. NATS unsubscribes (spec: a draining NATS worker has no
+	// responders); HTTP and TCP answer "Server unavailable: endpoint is draining".
+	w.mu.Lock()
+	w.draining = true
+	for _, srv := range w.servers {
+		if srv.Name() == plane.NameNATS {
+			for id := range w.endpoints {
+				srv.Remove(planeEndpoint(id, w.instance))
+			}
+		}
+	}
+	w.mu.Unlock()
+	w.log.Info("draining", "inflight", w.inflight.Load())
+	// 3. Let requests in flight finish until ctx ends, 4. then cancel the rest.
+	done := make(chan struct{})
+	go func() { w.reqs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		w.log.Warn("drain deadline reached: cancelling requests in flight", "inflight", w.inflight.Load())
+		w.cancelReqs()
+		<-done // handlers see their context end; streams are closed as they return
+	}
+	w.cancelReqs()
+	// 5. Close the planes.
+	return errors.Join(regErr, w.closeServers())
+}
+
+func (w *worker) closeServers() error {
+	var errs []error
+	for _, s := range w.servers {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func planeEndpoint(id EndpointID, instance uint64) plane.Endpoint {
+	return plane.Endpoint{Namespace: id.Namespace, Component: id.Component, Name: id.Endpoint, InstanceID: instance}
+}
+
+func discoveryID(id EndpointID) discovery.EndpointID {
+	return discovery.EndpointID{Namespace: id.Namespace, Component: id.Component, Endpoint: id.Endpoint}
+}
+
+// transportKind maps a plane name to its discovery transport key.
+func transportKind(planeName string) discovery.TransportKind {
+	switch planeName {
+	case plane.NameHTTP:
+		return discovery.KindHTTP
+	case plane.NameTCP:
+		return discovery.KindTCP
+	}
+	return discovery.KindNATS
+}
