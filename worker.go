@@ -278,6 +278,11 @@ func (w *worker) process(s *served, req *plane.Request) {
 	if herr != nil && !errors.Is(herr, ErrStopped) && ctx.Err() == nil {
 		log.Debug("handler failed", "err", herr)
 	}
+	if w.reqCtx.Err() != nil {
+		// Cancelled past the drain deadline: cut the stream rather than end it as if complete;
+		// the requester sees "Stream ended before generation completed".
+		return
+	}
 	if err := out.finish(herr); err != nil && ctx.Err() == nil {
 		log.Debug("ending the response stream", "err", err)
 	}
