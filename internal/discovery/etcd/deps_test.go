@@ -67,19 +67,26 @@ func TestNoEtcdServerDependency(t *testing.T) {
 	}
 }
 
-// TestDiscoveryTypesStdlibOnly checks that the discovery types stay dependency-free: the
-// router and the planes import them.
+// TestDiscoveryTypesStdlibOnly checks that the discovery types stay light: the standard library
+// and the wire codec (whose serde-exact JSON string writer the records share) only.
 func TestDiscoveryTypesStdlibOnly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the go tool")
 	}
-	cmd := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", module+"/internal/discovery")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
+	list := func(pkg string) []string {
+		cmd := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", pkg)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list: %v", err)
+		}
+		return strings.Fields(string(out))
 	}
-	for _, p := range strings.Fields(string(out)) {
-		if p != module+"/internal/discovery" {
+	ok := map[string]bool{module + "/internal/discovery": true}
+	for _, p := range list(module + "/internal/codec") {
+		ok[p] = true
+	}
+	for _, p := range list(module + "/internal/discovery") {
+		if !ok[p] {
 			t.Errorf("internal/discovery depends on %s", p)
 		}
 	}
