@@ -1,6 +1,8 @@
 package plane
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 
 	"github.com/reqplane/reqplane/internal/codec"
@@ -64,4 +66,42 @@ func controlError(err error) *Error {
 func EncodeRequest(dst []byte, id string, info codec.CallHomeInfo, body []byte, max int) ([]byte, error) {
 	hdr := codec.AppendRequestControl(make([]byte, 0, 384), id, info)
 	return codec.AppendFrame(dst, hdr, body, max)
+}
+
+// ControlID returns the id of the request frame's control header, which plane clients send as
+// the request-id header. Frames built by EncodeRequest start their header with {"id":"…" and an id that needs no escaping, so
+// a scan finds it; anything else goes through the codec's parser.
+func ControlID(frame []byte) (string, error) {
+	if len(frame) < codec.PrefixLen {
+		return "", &codec.Error{Code: codec.CodeInvalidMessage, Detail: codec.DetailNoMessage}
+	}
+	hlen := binary.BigEndian.Uint64(frame[0:8])
+	if hlen == 0 || hlen > uint64(len(frame)-codec.PrefixLen) {
+		return "", &codec.Error{Code: codec.CodeInvalidMessage, Detail: codec.DetailNotRequest}
+	}
+	hdr := frame[codec.PrefixLen : codec.PrefixLen+int(hlen)]
+	const lead = `{"id":"`
+	if rest, ok := bytes.CutPrefix(hdr, []byte(lead)); ok {
+		if i := bytes.IndexByte(rest, '"'); i > 0 && plainJSON(rest[:i]) {
+			return string(rest[:i]), nil
+		}
+	}
+	ctl, err := codec.ParseRequestControl(hdr)
+	if err != nil {
+		return "", err
+	}
+	if ctl.ID == "" {
+		return "", &codec.Error{Code: codec.CodeInvalidMessage, Detail: "control header: empty id"}
+	}
+	return ctl.ID, nil
+}
+
+// plainJSON reports whether b is the content of a JSON string that needs no unescaping.
+func plainJSON(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c == '\\' {
+			return false
+		}
+	}
+	return true
 }

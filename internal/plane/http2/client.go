@@ -3,7 +3,6 @@ package http2
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -143,7 +142,7 @@ func (c *Client) Send(ctx context.Context, address string, frame []byte, meta pl
 		err := tooLarge(uint64(len(frame)), c.opts.MaxMessageSize)
 		return &plane.Error{Plane: plane.NameHTTP, Code: plane.CodeTooLarge, Text: err.Error(), Err: err}
 	}
-	id, err := controlID(frame)
+	id, err := plane.ControlID(frame)
 	if err != nil {
 		return &plane.Error{Plane: plane.NameHTTP, Code: plane.CodeBadRequest, Text: err.Error(), Err: err}
 	}
@@ -318,44 +317,6 @@ func statusError(resp *http.Response) error {
 func drainClose(body io.ReadCloser) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxErrorBody))
 	_ = body.Close()
-}
-
-// controlID returns the id of the request frame's control header. Frames built by
-// plane.EncodeRequest start their header with {"id":"…" and an id that needs no escaping, so
-// a scan finds it; anything else goes through the codec's parser.
-func controlID(frame []byte) (string, error) {
-	if len(frame) < codec.PrefixLen {
-		return "", &codec.Error{Code: codec.CodeInvalidMessage, Detail: codec.DetailNoMessage}
-	}
-	hlen := binary.BigEndian.Uint64(frame[0:8])
-	if hlen == 0 || hlen > uint64(len(frame)-codec.PrefixLen) {
-		return "", &codec.Error{Code: codec.CodeInvalidMessage, Detail: codec.DetailNotRequest}
-	}
-	hdr := frame[codec.PrefixLen : codec.PrefixLen+int(hlen)]
-	const lead = `{"id":"`
-	if rest, ok := bytes.CutPrefix(hdr, []byte(lead)); ok {
-		if i := bytes.IndexByte(rest, '"'); i > 0 && plainJSON(rest[:i]) {
-			return string(rest[:i]), nil
-		}
-	}
-	ctl, err := codec.ParseRequestControl(hdr)
-	if err != nil {
-		return "", err
-	}
-	if ctl.ID == "" {
-		return "", &codec.Error{Code: codec.CodeInvalidMessage, Detail: "control header: empty id"}
-	}
-	return ctl.ID, nil
-}
-
-// plainJSON reports whether b is the content of a JSON string that needs no unescaping.
-func plainJSON(b []byte) bool {
-	for _, c := range b {
-		if c < 0x20 || c == '\\' {
-			return false
-		}
-	}
-	return true
 }
 
 // validHeaderValue reports whether net/http would send v as a header value: no control

@@ -236,7 +236,7 @@ func TestControlID(t *testing.T) {
 		{"other field order, escaped", other(`a\b`), `a\b`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := controlID(tc.frame)
+			got, err := plane.ControlID(tc.frame)
 			if err != nil || got != tc.want {
 				t.Fatalf("controlID = %q, %v; want %q", got, err, tc.want)
 			}

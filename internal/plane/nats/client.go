@@ -12,7 +12,6 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 
-	"github.com/reqplane/reqplane/internal/codec"
 	"github.com/reqplane/reqplane/internal/plane"
 )
 
@@ -195,18 +194,11 @@ func (c *Client) Send(ctx context.Context, subject string, frame []byte, meta pl
 	return refusalError(reply)
 }
 
-// controlID is the request id of a request frame, for the request-id headers; "" when the
-// frame is not a request (the worker will refuse it, and say why).
+// controlID is the frame's control id for the request-id headers, "" when it has none (the
+// worker will refuse the frame, and say why).
 func controlID(frame []byte) string {
-	f, err := codec.DecodeFrame(frame, 0)
-	if err != nil {
-		return ""
-	}
-	ctl, err := codec.ParseRequestControl(f.Header)
-	if err != nil {
-		return ""
-	}
-	return ctl.ID
+	id, _ := plane.ControlID(frame)
+	return id
 }
 
 func tooLargeError(n int, maxPayload int64) *plane.Error {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -217,29 +216,11 @@ func requestHeaders(frame []byte, meta plane.Meta) map[string]string {
 	return h
 }
 
-// controlID returns the id of the frame's RequestControlMessage, or "" when the frame has none.
-// reqplane writes the id first, so a plain prefix match finds it without parsing the header;
-// any other layout goes through the full parser.
+// controlID is the frame's control id for the request-id headers, "" when it has none (the
+// worker will refuse the frame, and say why).
 func controlID(frame []byte) string {
-	if len(frame) < codec.PrefixLen {
-		return ""
-	}
-	hlen := binary.BigEndian.Uint64(frame)
-	if hlen > uint64(len(frame)-codec.PrefixLen) {
-		return ""
-	}
-	hdr := frame[codec.PrefixLen : codec.PrefixLen+int(hlen)]
-	const lead = `{"id":"`
-	if rest, ok := bytes.CutPrefix(hdr, []byte(lead)); ok {
-		if i := bytes.IndexByte(rest, '"'); i >= 0 && bytes.IndexByte(rest[:i], '\\') < 0 {
-			return string(rest[:i])
-		}
-	}
-	ctl, err := codec.ParseRequestControl(hdr)
-	if err != nil {
-		return ""
-	}
-	return ctl.ID
+	id, _ := plane.ControlID(frame)
+	return id
 }
 
 // pool is the set of connections to one socket address.
