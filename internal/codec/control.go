@@ -206,11 +206,19 @@ func parseCallHomeSlow(b []byte) (CallHomeInfo, error) {
 //
 // The first three texts are Dynamo's ("Invalid transport; …", "Invalid stream type; …",
 // "Invalid context; …").
+//
+// A request offering the response mux (transport tcp_response_mux_v1) gets ValidateMux's checks
+// and its info projected onto CallHomeInfo (Subject = the stream id); the worker reads the
+// full info with ValidateMux.
 func (c RequestControl) Validate() (CallHomeInfo, error) {
 	invalid := func(detail string, err error) (CallHomeInfo, error) {
 		return CallHomeInfo{}, controlHeaderError(&ControlError{
 			Kind: ErrInvalidControl, Object: objRequestControl, Detail: detail, Err: err,
 		})
+	}
+	if c.Transport == TransportTCPResponseMuxV1 {
+		// The response mux (mux_control.go): ValidateMux's checks, info projected.
+		return c.validateMuxAsCallHome()
 	}
 	if c.Transport != TransportTCPServer {
 		return invalid("Invalid transport; TcpClient requires the transport to be `tcp_server`; however "+

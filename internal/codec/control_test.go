@@ -90,8 +90,8 @@ func TestValidate(t *testing.T) {
 		{name: "json payload codec", rc: func() RequestControl { r := base(); r.PayloadCodec = "json"; return r }(), wantInfo: true},
 		{name: "old Dynamo unbracketed IPv6", rc: withInfo(`{"address":"fe80::1:41235","subject":"s","context":"id1","stream_type":"response"}`), wantInfo: true},
 		{
-			name: "transport", rc: func() RequestControl { r := base(); r.Transport = "tcp_response_mux_v1"; return r }(), kind: ErrInvalidControl,
-			text: "Invalid transport; TcpClient requires the transport to be `tcp_server`; however tcp_response_mux_v1 was passed",
+			name: "transport", rc: func() RequestControl { r := base(); r.Transport = "quic_response_v1"; return r }(), kind: ErrInvalidControl,
+			text: "Invalid transport; TcpClient requires the transport to be `tcp_server`; however quic_response_v1 was passed",
 		},
 		{name: "info not JSON", rc: withInfo(`{`), kind: ErrInvalidControl, text: "Failed parse ConnectionInfo: unexpected end of JSON input"},
 		{name: "info missing field", rc: withInfo(`{"address":"127.0.0.1:1","subject":"s","context":"id1"}`), kind: ErrInvalidControl, text: "Failed parse ConnectionInfo: missing field `stream_type`"},

@@ -10,6 +10,9 @@
 //     [AppendHandshake], [AppendPrologue], [Control], [AppendStreamItem], [AppendAnnotated] and
 //     their parsers). Writers are hand-written and reflection-free and produce exactly the bytes
 //     serde_json produces, because peers compare and hash them; readers tolerate unknown fields.
+//   - The response mux v1 frames and control objects ([AppendMuxFrame], [SplitMuxFrame],
+//     [MuxReader], [AppendMuxRequestControl], [RequestControl.ValidateMux], [AppendMuxHandshake],
+//     [AppendMuxHandshakeAck]).
 //   - The TCP request plane envelope and reply ([AppendTCPRequest], [TCPRequestReader],
 //     [AppendTCPReply], [ReadTCPReply]) and the address forms found in discovery records.
 //

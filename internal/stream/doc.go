@@ -14,8 +14,12 @@
 //     marker and the sentinel, and turns the requester's "stop" and "kill" into the
 //     cancellation of its Context.
 //
-// Stream is the requester's consumer API and knows nothing about how its items arrive, so a
-// multiplexed response plane can feed the same type later.
+// The response mux (spec §13, transport "tcp_response_mux_v1", docs/protocol.md §8) carries
+// many streams on a few persistent connections: the same Server accepts mux connections
+// (RegisterMux returns a Stream with the same consumer API), and a worker's MuxDialer opens
+// streams whose MuxSender has Sender's surface; both senders satisfy Responder.
+//
+// Stream is the requester's consumer API and knows nothing about how its items arrive.
 //
 // Every failure is a *Error with a Code; errors.Is matches the sentinels by code. Where the
 // spec gives a text (Dynamo's), Error() returns exactly that text.

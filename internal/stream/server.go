@@ -49,6 +49,9 @@ type ServerOptions struct {
 	// Buffer is the number of items a stream holds for its consumer before the connection's
 	// reader stops reading and TCP backpressure reaches the worker. Default 32.
 	Buffer int
+	// MuxIdleTimeout closes a response mux connection that has carried no stream for that
+	// long. Default 300 s (DefaultMuxIdleTimeout).
+	MuxIdleTimeout time.Duration
 	// Logger receives rejected connections and stream failures. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -72,6 +75,9 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	if o.Buffer <= 0 {
 		o.Buffer = DefaultBuffer
 	}
+	if o.MuxIdleTimeout <= 0 {
+		o.MuxIdleTimeout = DefaultMuxIdleTimeout
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -88,32 +94,41 @@ const (
 
 // Server is the requester's call-home listener, one per process. It accepts the workers'
 // connections and attaches each to the Stream registered under the subject its handshake
-// names. Every goroutine it starts (the accept loop, one reader per connection) is owned by
-// the Server and ends before Close returns.
+// names. It also accepts response mux connections (mux_server.go), told apart by their
+// handshake, which carry the streams registered with RegisterMux. Every goroutine it starts
+// (the accept loop, one reader per connection, one writer per mux connection) is owned by the
+// Server and ends before Close returns.
 type Server struct {
-	opts      ServerOptions
-	stopFrame []byte
-	killFrame []byte
+	opts       ServerOptions
+	stopFrame  []byte
+	killFrame  []byte
+	frontendID codec.UUID // this process's frontend_server_id on mux connections
 
 	mu      sync.Mutex
 	state   serverState
 	ln      net.Listener
 	addr    string
 	streams map[string]*Stream // registered and not yet ended, by subject
-	conns   map[net.Conn]struct{}
-	done    chan struct{} // closed by Close
-	wg      sync.WaitGroup
+	// muxStreams are the mux streams registered and not yet ended, by stream id.
+	muxStreams map[codec.UUID]*Stream
+	muxConns   map[*muxConn]struct{}
+	conns      map[net.Conn]struct{}
+	done       chan struct{} // closed by Close
+	wg         sync.WaitGroup
 }
 
 // NewServer returns a Server configured by opts. It does no I/O; Start binds.
 func NewServer(opts ServerOptions) *Server {
 	return &Server{
-		opts:      opts.withDefaults(),
-		stopFrame: controlFrame(codec.ControlStop),
-		killFrame: controlFrame(codec.ControlKill),
-		streams:   make(map[string]*Stream),
-		conns:     make(map[net.Conn]struct{}),
-		done:      make(chan struct{}),
+		opts:       opts.withDefaults(),
+		stopFrame:  controlFrame(codec.ControlStop),
+		killFrame:  controlFrame(codec.ControlKill),
+		frontendID: codec.UUID(uuid.New()),
+		streams:    make(map[string]*Stream),
+		muxStreams: make(map[codec.UUID]*Stream),
+		muxConns:   make(map[*muxConn]struct{}),
+		conns:      make(map[net.Conn]struct{}),
+		done:       make(chan struct{}),
 	}
 }
 
@@ -186,9 +201,16 @@ func (s *Server) Close() error {
 	s.state = stateClosed
 	close(s.done)
 	ln := s.ln
-	streams := make([]*Stream, 0, len(s.streams))
+	streams := make([]*Stream, 0, len(s.streams)+len(s.muxStreams))
 	for _, st := range s.streams {
 		streams = append(streams, st)
+	}
+	for _, st := range s.muxStreams {
+		streams = append(streams, st)
+	}
+	muxConns := make([]*muxConn, 0, len(s.muxConns))
+	for mc := range s.muxConns {
+		muxConns = append(muxConns, mc)
 	}
 	conns := make([]net.Conn, 0, len(s.conns))
 	for c := range s.conns {
@@ -202,6 +224,10 @@ func (s *Server) Close() error {
 	}
 	for _, st := range streams {
 		st.terminate(newError(CodeClosed, TextServerClosed, nil), byServer)
+	}
+	// The kills just queued on mux connections go out before the connections close.
+	for _, mc := range muxConns {
+		mc.w.stop(true)
 	}
 	for _, c := range conns {
 		c.Close()
@@ -242,7 +268,11 @@ func (s *Server) register(id, subject string) *Stream {
 // forget unregisters st; a later call-home naming its subject is rejected.
 func (s *Server) forget(st *Stream) {
 	s.mu.Lock()
-	if s.streams[st.info.Subject] == st {
+	if st.mux != nil {
+		if id := st.mux.info.StreamID; s.muxStreams[id] == st {
+			delete(s.muxStreams, id)
+		}
+	} else if s.streams[st.info.Subject] == st {
 		delete(s.streams, st.info.Subject)
 	}
 	s.mu.Unlock()
@@ -305,7 +335,15 @@ func (s *Server) serveConn(c net.Conn) {
 	}()
 
 	r := codec.NewReader(c, s.opts.MaxMessageSize)
-	st, text, err := s.handshake(c, r)
+	f, text, err := s.readHandshake(c, r)
+	if text == "" && codec.IsMuxHandshake(f.Header) {
+		s.serveMux(c, r, f.Header)
+		return
+	}
+	var st *Stream
+	if text == "" {
+		st, text, err = s.handshake(c, f)
+	}
 	if st == nil {
 		select {
 		case <-s.done:
@@ -321,25 +359,31 @@ func (s *Server) serveConn(c net.Conn) {
 	close(st.detached)
 }
 
-// handshake reads and checks the first frame and claims its stream. On failure it returns
-// the text to log.
-func (s *Server) handshake(c net.Conn, r *codec.Reader) (*Stream, string, error) {
+// readHandshake reads the first frame, which must carry a header: a classic handshake or a
+// response mux handshake. On failure it returns the text to log.
+func (s *Server) readHandshake(c net.Conn, r *codec.Reader) (codec.Frame, string, error) {
 	c.SetReadDeadline(time.Now().Add(s.opts.HandshakeTimeout))
 	f, err := r.Next()
 	if err != nil {
 		var ne net.Error
 		switch {
 		case err == io.EOF:
-			return nil, TextNoHandshake, nil
+			return f, TextNoHandshake, nil
 		case errors.As(err, &ne) && ne.Timeout():
-			return nil, TextHandshakeTimeout, err
+			return f, TextHandshakeTimeout, err
 		default:
-			return nil, err.Error(), err
+			return f, err.Error(), err
 		}
 	}
 	if len(f.Header) == 0 {
-		return nil, TextExpectedControl, nil
+		return f, TextExpectedControl, nil
 	}
+	return f, "", nil
+}
+
+// handshake checks a classic first frame and claims its stream. On failure it returns the
+// text to log.
+func (s *Server) handshake(c net.Conn, f codec.Frame) (*Stream, string, error) {
 	hs, err := codec.ParseHandshake(f.Header)
 	if err != nil {
 		return nil, TextBadHandshake + err.Error(), err

@@ -26,6 +26,7 @@ import (
 type Stream struct {
 	srv      *Server
 	info     codec.CallHomeInfo
+	mux      *muxStream    // set for a response mux stream (mux_stream.go); nil for classic
 	items    chan []byte   // bounded: a full channel blocks the connection's reader
 	ended    chan struct{} // closed once err is set
 	quit     chan struct{} // closed when this side gives the stream up; stops delivery
@@ -57,7 +58,9 @@ func newStream(srv *Server, info codec.CallHomeInfo) *Stream {
 	}
 }
 
-// Info returns the call-home info to put into the request's control header.
+// Info returns the call-home info to put into the request's control header. For a response
+// mux stream it is the mux info's projection (Subject = the stream id); use
+// AppendRequestControl or MuxInfo to write its header.
 func (s *Stream) Info() codec.CallHomeInfo { return s.info }
 
 // Acked tells the stream that the request plane acknowledged the request. It starts the
@@ -88,6 +91,9 @@ func (s *Stream) Acked() {
 // stream that had not ended it returns a *Error with CodeClosed, dropping buffered items. If
 // ctx ends first, Recv returns ctx.Err() and the stream is intact.
 func (s *Stream) Recv(ctx context.Context) ([]byte, error) {
+	if s.mux != nil {
+		return s.recvMux(ctx)
+	}
 	select {
 	case <-s.quit:
 		return nil, s.Err()
@@ -125,6 +131,10 @@ func (s *Stream) Err() error {
 // without the final marker, and Recv then returns io.EOF instead of an incomplete-stream
 // error. Before the prologue, the request is remembered and sent when it arrives.
 func (s *Stream) Stop() {
+	if s.mux != nil {
+		s.stopMux()
+		return
+	}
 	s.mu.Lock()
 	if s.stopWanted || s.err != nil {
 		s.mu.Unlock()
@@ -162,6 +172,10 @@ const (
 
 // terminate ends the stream from this side.
 func (s *Stream) terminate(err *Error, kind termKind) {
+	if s.mux != nil {
+		s.terminateMux(err, kind)
+		return
+	}
 	s.mu.Lock()
 	switch kind {
 	case byOwner:

@@ -9,8 +9,9 @@ import (
 )
 
 // TestConformance runs the shared request-plane suite against the HTTP plane.
+// TestConformance runs the suite with the classic call-home, then with the multiplexed one.
 func TestConformance(t *testing.T) {
-	planetest.Run(t, planetest.Harness{
+	h := planetest.Harness{
 		NewServer: func(t *testing.T) plane.Server {
 			s := NewServer(Options{Host: "127.0.0.1"})
 			if err := s.Start(context.Background()); err != nil {
@@ -22,5 +23,8 @@ func TestConformance(t *testing.T) {
 			return NewClient(ClientOptions{RequestTimeout: waitLimit})
 		},
 		UnknownEndpointCodes: []plane.Code{plane.CodeUnknownEndpoint},
-	})
+	}
+	planetest.Run(t, h)
+	h.CallHome = planetest.CallHomeMux
+	t.Run("mux", func(t *testing.T) { planetest.Run(t, h) })
 }

@@ -14,9 +14,10 @@ const conformanceMaxMessageSize = 64 << 10
 
 // TestConformance runs the shared request-plane suite against the NATS plane, each case on
 // its own in-process NATS server.
+// TestConformance runs the suite with the classic call-home, then with the multiplexed one.
 func TestConformance(t *testing.T) {
 	var url string
-	planetest.Run(t, planetest.Harness{
+	h := planetest.Harness{
 		NewServer: func(t *testing.T) plane.Server {
 			url = startNATS(t, natsembed.Options{}).ClientURL()
 			return startServer(t, Options{URLs: []string{url}, MaxMessageSize: conformanceMaxMessageSize})
@@ -26,5 +27,8 @@ func TestConformance(t *testing.T) {
 		},
 		UnknownEndpointCodes: []plane.Code{plane.CodeNoResponders},
 		MaxMessageSize:       conformanceMaxMessageSize,
-	})
+	}
+	planetest.Run(t, h)
+	h.CallHome = planetest.CallHomeMux
+	t.Run("mux", func(t *testing.T) { planetest.Run(t, h) })
 }

@@ -44,6 +44,7 @@ type outcome struct {
 type worker struct {
 	max int
 	log *slog.Logger
+	mux *stream.MuxDialer // serves requests that offer the response mux
 	wg  sync.WaitGroup
 
 	mu       sync.Mutex
@@ -55,6 +56,7 @@ func newWorker(max int) *worker {
 	return &worker{
 		max:      max,
 		log:      slog.New(slog.DiscardHandler),
+		mux:      stream.NewMuxDialer(stream.MuxDialOptions{MaxMessageSize: max, Logger: slog.New(slog.DiscardHandler)}),
 		outcomes: make(map[string]chan outcome),
 	}
 }
@@ -106,7 +108,7 @@ func (w *worker) serve(req *plane.Request) {
 		}
 	}()
 
-	s, err := stream.Dial(context.Background(), req.CallHome, stream.DialOptions{MaxMessageSize: w.max, Logger: w.log})
+	s, err := w.respond(req)
 	if err != nil {
 		o.err = err
 		return
@@ -163,6 +165,19 @@ func (w *worker) serve(req *plane.Request) {
 	if err := s.Finish(); err != nil && o.err == nil {
 		o.err = err
 	}
+}
+
+// respond opens the response stream the request asks for: a classic call-home or a stream on
+// the response mux, behind the same interface.
+func (w *worker) respond(req *plane.Request) (stream.Responder, error) {
+	if req.Control.Transport == codec.TransportTCPResponseMuxV1 {
+		info, err := req.Control.ValidateMux()
+		if err != nil {
+			return nil, err
+		}
+		return w.mux.Open(context.Background(), info)
+	}
+	return stream.Dial(context.Background(), req.CallHome, stream.DialOptions{MaxMessageSize: w.max, Logger: w.log})
 }
 
 // echoItem is the engine's item for word i: {"data":{"text":word,"index":i}}.

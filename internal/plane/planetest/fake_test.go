@@ -129,6 +129,13 @@ func TestFakePlane(t *testing.T) {
 	Run(t, fakeHarness(codec.DefaultMaxMessageSize))
 }
 
+// TestFakePlaneMux runs the suite with the response mux as the call-home.
+func TestFakePlaneMux(t *testing.T) {
+	h := fakeHarness(codec.DefaultMaxMessageSize)
+	h.CallHome = CallHomeMux
+	Run(t, h)
+}
+
 // TestFakePlaneSmallLimit runs the suite with a small message limit, as planes configured
 // with DYN_TCP_MAX_MESSAGE_SIZE do, and the unknown-endpoint code restricted.
 func TestFakePlaneSmallLimit(t *testing.T) {

@@ -35,6 +35,28 @@ type Harness struct {
 	MaxMessageSize int
 	// Concurrency is the number of concurrent streamed requests of the load case. Default 1000.
 	Concurrency int
+	// CallHome is how responses come back: CallHomeClassic (the default, one connection per
+	// stream) or CallHomeMux (the response mux, streams multiplexed on pooled connections).
+	CallHome CallHomeMode
+}
+
+// CallHomeMode selects the response plane the suite's requester offers and its worker uses.
+type CallHomeMode uint8
+
+// The call-home modes.
+const (
+	// CallHomeClassic: transport tcp_server, a call-home connection per stream (spec §6).
+	CallHomeClassic CallHomeMode = iota
+	// CallHomeMux: transport tcp_response_mux_v1 (spec §13).
+	CallHomeMux
+)
+
+// String returns "classic" or "mux".
+func (m CallHomeMode) String() string {
+	if m == CallHomeMux {
+		return "mux"
+	}
+	return "classic"
 }
 
 // Defaults of the suite.
@@ -98,8 +120,9 @@ func newEnv(t *testing.T, h Harness) *env {
 	t.Helper()
 	e := &env{h: h, worker: newWorker(h.MaxMessageSize)}
 	// Cleanups run last-registered first: the call-home listener goes first (killing what
-	// still streams), then the client and the server, and finally the worker's goroutines
-	// are waited for.
+	// still streams), then the client and the server, then the worker's goroutines are
+	// waited for, and finally its mux connections are closed.
+	t.Cleanup(func() { e.worker.mux.Close() })
 	t.Cleanup(e.worker.wait)
 	e.server = h.NewServer(t)
 	t.Cleanup(func() { e.server.Close() })
@@ -133,8 +156,18 @@ func ctxFor(t *testing.T) context.Context {
 // the caller must Close. A refusal is returned as the plane's error.
 func (e *env) call(ctx context.Context, address, body string, meta plane.Meta) (*stream.Stream, string, error) {
 	id := uuid.NewString()
-	st := e.streams.Register(id)
-	frame, err := plane.EncodeRequest(nil, id, st.Info(), []byte(body), e.h.MaxMessageSize)
+	var (
+		st    *stream.Stream
+		frame []byte
+		err   error
+	)
+	if e.h.CallHome == CallHomeMux {
+		st = e.streams.RegisterMux(id)
+		frame, err = codec.AppendFrame(nil, st.AppendRequestControl(nil), []byte(body), e.h.MaxMessageSize)
+	} else {
+		st = e.streams.Register(id)
+		frame, err = plane.EncodeRequest(nil, id, st.Info(), []byte(body), e.h.MaxMessageSize)
+	}
 	if err != nil {
 		st.Close()
 		return nil, id, fmt.Errorf("planetest: encoding the request: %w", err)
@@ -366,6 +399,16 @@ func testMalformed(t *testing.T, e *env) {
 			other := info
 			other.Context = "id-2"
 			return frame(t, codec.AppendRequestControl(nil, "id-1", other), body)
+		}, plane.CodeBadRequest},
+		{"mux context mismatch", func(t *testing.T) []byte {
+			mi := codec.MuxCallHomeInfo{Address: e.streams.Addr(), FrontendServerID: e.streams.FrontendServerID(),
+				StreamID: codec.UUID(uuid.New()), Context: "id-2", Version: codec.MuxVersion}
+			return frame(t, codec.AppendMuxRequestControl(nil, "id-1", mi), body)
+		}, plane.CodeBadRequest},
+		{"mux version", func(t *testing.T) []byte {
+			mi := codec.MuxCallHomeInfo{Address: e.streams.Addr(), FrontendServerID: e.streams.FrontendServerID(),
+				StreamID: codec.UUID(uuid.New()), Context: "id-1", Version: 2}
+			return frame(t, codec.AppendMuxRequestControl(nil, "id-1", mi), body)
 		}, plane.CodeBadRequest},
 		{"oversize", func(t *testing.T) []byte {
 			// One byte over the limit in total; the body stays valid JSON.
