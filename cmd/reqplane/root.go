@@ -30,6 +30,7 @@ type env struct {
 func subcommands() []func(env) *cobra.Command {
 	return []func(env) *cobra.Command{
 		newDemoCmd,
+		newBenchCmd,
 		newWorkerCmd,
 		newCallCmd,
 		func(env) *cobra.Command { return newEtcdCmd() },

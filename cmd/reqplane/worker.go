@@ -11,7 +11,7 @@ import (
 )
 
 // engines are the handlers "reqplane worker" can serve.
-var engines = map[string]reqplane.Handler{"echo": echo.Handler}
+var engines = map[string]reqplane.Handler{"echo": echo.Handler, "bench": echo.BenchHandler}
 
 func newWorkerCmd(e env) *cobra.Command {
 	var (

@@ -1,0 +1,81 @@
+package bench
+
+import (
+	"encoding/json"
+	"io"
+	"time"
+)
+
+// ReferencePlane and ReferenceCallHome name the gRPC reference row.
+const (
+	ReferencePlane    = "grpc"
+	ReferenceCallHome = "n/a"
+)
+
+// Row is the result of one plane and call-home mode (or the gRPC reference). Times are in
+// microseconds; CPU in seconds per 100,000 requests of the load phase.
+type Row struct {
+	Plane    string `json:"plane"`
+	CallHome string `json:"call_home"`
+	// Round trip of a 1-item request at concurrency 1.
+	RTTP50us float64 `json:"rtt_p50_us"`
+	RTTP99us float64 `json:"rtt_p99_us"`
+	// A 100-item stream at concurrency 1: time to its first item and to its end.
+	TTFIP50us        float64 `json:"ttfi_p50_us"`
+	StreamTotalP50us float64 `json:"stream_total_p50_us"`
+	// The closed-loop load phase: completed requests per second and their latencies.
+	RPS       float64 `json:"rps"`
+	LoadP50us float64 `json:"load_p50_us"`
+	LoadP99us float64 `json:"load_p99_us"`
+	// CPU of the load phase: the bench process (client side), the worker process, and both.
+	ClientCPUSPer100k float64 `json:"client_cpu_s_per_100k"`
+	WorkerCPUSPer100k float64 `json:"worker_cpu_s_per_100k"`
+	CPUSPer100k       float64 `json:"cpu_s_per_100k"`
+	// Ratios to the gRPC reference row: throughput (higher is better) and RTT p50 (lower is
+	// better). 0 when there is no reference row.
+	RPSRatio float64 `json:"rps_vs_grpc"`
+	RTTRatio float64 `json:"rtt_p50_vs_grpc"`
+	// Requests completed and failed over all phases.
+	Requests int `json:"requests"`
+	Errors   int `json:"errors"`
+	// FirstError is the text of the first failure, if any.
+	FirstError string `json:"first_error,omitempty"`
+
+	// LoadLatencies are the load phase's latencies, for the chart.
+	LoadLatencies []time.Duration `json:"-"`
+}
+
+// Name is the row's label: "tcp/classic", or "grpc" for the reference.
+func (r *Row) Name() string {
+	if r.Plane == ReferencePlane {
+		return r.Plane
+	}
+	return r.Plane + "/" + r.CallHome
+}
+
+// SetRatios fills every row's ratios to the reference row, if rows have one.
+func SetRatios(rows []Row) {
+	var ref *Row
+	for i := range rows {
+		if rows[i].Plane == ReferencePlane {
+			ref = &rows[i]
+		}
+	}
+	if ref == nil {
+		return
+	}
+	for i := range rows {
+		rows[i].RPSRatio = Ratio(rows[i].RPS, ref.RPS)
+		rows[i].RTTRatio = Ratio(rows[i].RTTP50us, ref.RTTP50us)
+	}
+}
+
+// WriteJSON writes rows as an indented JSON array.
+func WriteJSON(w io.Writer, rows []Row) error {
+	if rows == nil {
+		rows = []Row{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rows)
+}
