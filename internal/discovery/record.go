@@ -33,6 +33,11 @@ type Record struct {
 	InstanceID uint64
 	Transport  Transport
 	Planes     []Transport
+	// ResponseMux is the version of the multiplexed call-home (response mux) the worker speaks,
+	// 0 for none. [reqplane] It is written as "response_mux" only when set, so that records
+	// without it stay byte-identical to Dynamo's; requesters offer the mux only to workers that
+	// advertise it (spec §13: a worker cannot fall back).
+	ResponseMux uint32
 }
 
 // NewRecord builds the record of one instance serving ep on the given planes, in order of
@@ -67,7 +72,8 @@ func (r Record) Transports() []Transport {
 // Equal reports whether two records are the same, field by field.
 func (r Record) Equal(o Record) bool {
 	return r.Namespace == o.Namespace && r.Component == o.Component && r.Endpoint == o.Endpoint &&
-		r.InstanceID == o.InstanceID && r.Transport == o.Transport && slices.Equal(r.Planes, o.Planes)
+		r.InstanceID == o.InstanceID && r.Transport == o.Transport && slices.Equal(r.Planes, o.Planes) &&
+		r.ResponseMux == o.ResponseMux
 }
 
 // writesPlanes reports whether "transports" carries information beyond "transport".
@@ -78,7 +84,7 @@ func (r Record) writesPlanes() bool {
 // MarshalRecord encodes r in the tagged form, compact, fields in serde order, no HTML
 // escaping, instance_id as an unsigned decimal:
 //
-//	{"type":"Endpoint","component":C,"endpoint":E,"namespace":NS,"instance_id":ID,"transport":T[,"transports":[…]]}
+//	{"type":"Endpoint","component":C,"endpoint":E,"namespace":NS,"instance_id":ID,"transport":T[,"transports":[…]][,"response_mux":V]}
 func MarshalRecord(r Record) ([]byte, error) {
 	if r.Transport.Kind == "" {
 		return nil, errors.New("discovery: cannot encode a record without a transport")
@@ -108,6 +114,10 @@ func MarshalRecord(r Record) ([]byte, error) {
 			b = t.appendJSON(b)
 		}
 		b = append(b, ']')
+	}
+	if r.ResponseMux != 0 {
+		b = append(b, `,"response_mux":`...)
+		b = strconv.AppendUint(b, uint64(r.ResponseMux), 10)
 	}
 	return append(b, '}'), nil
 }
@@ -162,6 +172,11 @@ func ParseRecord(data []byte) (Record, error) {
 			// An empty list, or one that repeats "transport", adds nothing: normalise it away so
 			// that a parsed record re-encodes to what it means.
 			r.Planes = nil
+		}
+	}
+	if raw, ok := fields["response_mux"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &r.ResponseMux); err != nil {
+			return Record{}, fmt.Errorf("%w: field \"response_mux\": %v", ErrMalformedRecord, err)
 		}
 	}
 	return r, nil

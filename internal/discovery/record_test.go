@@ -329,3 +329,26 @@ func FuzzParseRecord(f *testing.F) {
 		}
 	})
 }
+
+// A worker that speaks the response mux says so after the Dynamo fields; readers of either kind
+// of record agree.
+func TestRecordResponseMux(t *testing.T) {
+	ep := EndpointID{Namespace: "dynamo", Component: "backend", Endpoint: "generate"}
+	r := NewRecord(ep, 0x694d98147d54be25, Transport{Kind: KindTCP, Address: "10.0.0.5:45123/694d98147d54be25/generate"})
+	r.ResponseMux = 1
+	b, err := MarshalRecord(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"type":"Endpoint","component":"backend","endpoint":"generate","namespace":"dynamo","instance_id":7587888160958627365,"transport":{"tcp":"10.0.0.5:45123/694d98147d54be25/generate"},"response_mux":1}`
+	if string(b) != want {
+		t.Fatalf("got  %s\nwant %s", b, want)
+	}
+	got, err := ParseRecord(b)
+	if err != nil || !got.Equal(r) {
+		t.Fatalf("parsed %+v, %v", got, err)
+	}
+	if _, err := ParseRecord([]byte(`{"component":"c","endpoint":"e","namespace":"n","instance_id":1,"transport":{"tcp":"x"},"response_mux":"yes"}`)); !errors.Is(err, ErrMalformedRecord) {
+		t.Fatalf("bad response_mux: %v", err)
+	}
+}

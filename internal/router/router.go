@@ -61,13 +61,16 @@ type Transport struct {
 type Instance struct {
 	ID         uint64
 	Transports []Transport
+	// ResponseMux is the response-mux version the instance speaks (0: classic call-home only).
+	ResponseMux uint32
 }
 
 // Target is a picked instance with the transport to use for it.
 type Target struct {
-	ID        uint64
-	Transport Transport
-	state     *instanceState
+	ID          uint64
+	Transport   Transport
+	ResponseMux uint32
+	state       *instanceState
 }
 
 // Begin counts a request in flight to t (for the load-aware modes) until the returned func is
@@ -158,7 +161,7 @@ func (r *Router) Update(instances []Instance) {
 			s = &instanceState{}
 		}
 		states[in.ID] = s
-		p.targets = append(p.targets, Target{ID: in.ID, Transport: tr, state: s})
+		p.targets = append(p.targets, Target{ID: in.ID, Transport: tr, ResponseMux: in.ResponseMux, state: s})
 	}
 	r.states = states
 	r.picker.Store(p)
