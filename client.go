@@ -8,14 +8,18 @@ import (
 	"iter"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/reqplane/reqplane/internal/discovery"
 	"github.com/reqplane/reqplane/internal/discovery/etcd"
 	"github.com/reqplane/reqplane/internal/plane"
 	"github.com/reqplane/reqplane/internal/router"
 	"github.com/reqplane/reqplane/internal/stream"
+	"github.com/reqplane/reqplane/internal/telemetry"
 )
 
 // RouterMode is how a client spreads requests over an endpoint's instances.
@@ -65,6 +69,7 @@ type Client struct {
 	router  *router.Router
 	watcher *etcd.Watcher
 	log     *slog.Logger
+	metrics *telemetry.ClientMetrics
 
 	done      chan struct{} // closed when the forwarding goroutine exits
 	closeOnce sync.Once
@@ -93,6 +98,7 @@ func (e *Endpoint) Client(ctx context.Context, opts ...ClientOption) (*Client, e
 		router:  router.New(e.id.String(), router.Options{Mode: o.mode, Planes: planes}),
 		watcher: etcd.NewWatcher(cli, discoveryID(e.id), etcd.WatcherOptions{Logger: rt.log}),
 		log:     rt.log.With("endpoint", e.id.String()),
+		metrics: rt.metrics.Client(e.id.String(), o.mode.String()),
 		done:    make(chan struct{}),
 	}
 	if err := c.watcher.Start(ctx); err != nil {
@@ -236,6 +242,21 @@ func (c *Client) Generate(ctx context.Context, body []byte, opts ...CallOption) 
 	for _, opt := range opts {
 		opt.applyCall(&o)
 	}
+	start := time.Now()
+	id := uuid.NewString()
+	ctx, span := c.rt.tracer.StartClient(ctx, c.id.String(), c.opts.mode.String(), id, o.requestID)
+	rs, err := c.generate(ctx, span, start, id, body, o)
+	if err != nil {
+		telemetry.Fail(span, err)
+		span.End()
+		return nil, err
+	}
+	return rs, nil
+}
+
+// generate routes and sends one call; span is the call's span, ended by the caller on failure
+// and by the stream otherwise.
+func (c *Client) generate(ctx context.Context, span trace.Span, start time.Time, id string, body []byte, o callOptions) (*ResponseStream, error) {
 	if o.wait {
 		if err := c.WaitForInstances(ctx); err != nil {
 			return nil, err
@@ -245,9 +266,11 @@ func (c *Client) Generate(ctx context.Context, body []byte, opts ...CallOption) 
 	if err != nil {
 		return nil, err
 	}
-	id := uuid.NewString()
 	meta := plane.Meta{RequestID: o.requestID}
+	c.rt.tracer.Inject(ctx, &meta)
+	recording := span.IsRecording()
 	max := c.rt.cfg.TCP.MaxMessageSize
+	callHome := c.rt.metrics.CallHomeOpen
 	var tried []uint64
 	var last error
 	var frame []byte
@@ -259,38 +282,69 @@ func (c *Client) Generate(ctx context.Context, body []byte, opts ...CallOption) 
 			}
 			return nil, &Error{Code: CodeNoInstances, Endpoint: c.id, Message: err.Error(), Err: err}
 		}
-		pc, err := c.rt.client(t.Transport.Plane)
-		if err != nil {
-			return nil, &Error{Code: CodeUnreachable, Endpoint: c.id, Instance: InstanceID(t.ID), Message: err.Error(), Err: err}
+		instance, planeName := InstanceID(t.ID), t.Transport.Plane
+		if recording {
+			span.AddEvent(telemetry.EventRoute, trace.WithAttributes(
+				telemetry.AttrInstance.String(instance.String()), telemetry.AttrPlane.String(planeName), telemetry.AttrAttempt.Int(attempt)))
 		}
+		pc, err := c.rt.client(planeName)
+		if err != nil {
+			return nil, &Error{Code: CodeUnreachable, Endpoint: c.id, Instance: instance, Message: err.Error(), Err: err}
+		}
+		pm := c.metrics.Plane(planeName)
 		st := home.Register(id)
+		callHome.Inc()
 		frame, err = plane.EncodeRequest(frame[:0], id, st.Info(), body, max)
 		if err != nil {
 			st.Abandon()
+			callHome.Dec()
 			return nil, &Error{Code: CodeRejected, Endpoint: c.id, Message: err.Error(), Err: err}
 		}
 		end := t.Begin()
+		sent := time.Now()
+		pm.Inflight.Inc()
 		err = pc.Send(ctx, t.Transport.Address, frame, meta)
 		if err == nil {
+			pm.Ack.Observe(time.Since(sent).Seconds())
 			st.Acked()
-			return &ResponseStream{ctx: ctx, c: c, st: st, end: end, instance: InstanceID(t.ID), plane: t.Transport.Plane}, nil
+			if recording {
+				span.AddEvent(telemetry.EventAck)
+				span.SetAttributes(telemetry.AttrInstance.String(instance.String()), telemetry.AttrPlane.String(planeName))
+			}
+			return &ResponseStream{ctx: ctx, c: c, st: st, end: end, instance: instance, plane: planeName, span: span, start: start, pm: pm}, nil
 		}
+		pm.Inflight.Dec()
 		end()
 		st.Abandon()
+		callHome.Dec()
+		if recording {
+			span.AddEvent(telemetry.EventRefused, trace.WithAttributes(attribute.String(string(telemetry.AttrError), err.Error())))
+		}
 		if ctx.Err() != nil {
 			return nil, &Error{Code: CodeCanceled, Endpoint: c.id, Message: "reqplane: request canceled: " + ctx.Err().Error(), Err: ctx.Err()}
 		}
 		if !plane.Retryable(err) {
-			return nil, &Error{Code: CodeRejected, Endpoint: c.id, Instance: InstanceID(t.ID), Message: err.Error(), Err: err}
+			return nil, &Error{Code: CodeRejected, Endpoint: c.id, Instance: instance, Message: err.Error(), Err: err}
 		}
 		tried = append(tried, t.ID)
 		last = err
+		if attempt+1 < c.opts.maxAttempts {
+			pm.Retries.Inc()
+		}
 		if plane.CodeOf(err) != plane.CodeOverloaded { // busy is not down
 			c.router.MarkDown(t.ID)
-			c.log.Warn("instance marked down", "instance", InstanceID(t.ID).String(), "plane", t.Transport.Plane, "err", err)
+			pm.MarkedDown.Inc()
+			c.log.Warn("instance marked down", "instance", instance.String(), "plane", planeName, "request_id", requestIDOr(o.requestID, id), "err", err)
 		}
 	}
 	return nil, &Error{Code: CodeUnavailable, Endpoint: c.id, Message: fmt.Sprintf("no instance of %s accepted the request: %v", c.id, last), Err: last}
+}
+
+func requestIDOr(requestID, id string) string {
+	if requestID != "" {
+		return requestID
+	}
+	return id
 }
 
 // ResponseStream is a request's stream of response items.
@@ -302,6 +356,11 @@ type ResponseStream struct {
 	instance InstanceID
 	plane    string
 	closed   bool
+
+	span  trace.Span // the call's span, ended with the stream
+	start time.Time  // when Generate was called
+	pm    *telemetry.ClientPlane
+	items int
 }
 
 // Instance returns the instance serving the request.
@@ -317,25 +376,37 @@ func (s *ResponseStream) Recv() ([]byte, error) {
 	item, err := s.st.Recv(s.ctx)
 	switch {
 	case err == nil:
+		if s.items == 0 {
+			s.pm.FirstItem.Observe(time.Since(s.start).Seconds())
+			if s.span.IsRecording() {
+				s.span.AddEvent(telemetry.EventFirstItem)
+			}
+		}
+		s.items++
 		return item, nil
 	case errors.Is(err, io.EOF):
 		s.Close()
 		return nil, io.EOF
 	case s.ctx.Err() != nil:
 		s.st.Stop()
+		rerr := &Error{Code: CodeCanceled, Endpoint: s.c.id, Instance: s.instance, Message: "reqplane: request canceled: " + s.ctx.Err().Error(), Err: s.ctx.Err()}
+		telemetry.Fail(s.span, rerr)
 		s.Close()
-		return nil, &Error{Code: CodeCanceled, Endpoint: s.c.id, Instance: s.instance, Message: "reqplane: request canceled: " + s.ctx.Err().Error(), Err: s.ctx.Err()}
+		return nil, rerr
 	}
-	s.Close()
 	code := CodeStream
 	if stream.CodeOf(err) == stream.CodeGenerate {
 		code = CodeGenerate
 	} else {
 		// The instance broke the stream after acknowledging: suspect it for a while.
 		s.c.router.MarkDown(uint64(s.instance))
+		s.pm.MarkedDown.Inc()
 		s.c.log.Warn("instance marked down", "instance", s.instance.String(), "plane", s.plane, "err", err)
 	}
-	return nil, &Error{Code: code, Endpoint: s.c.id, Instance: s.instance, Message: err.Error(), Err: err}
+	rerr := &Error{Code: code, Endpoint: s.c.id, Instance: s.instance, Message: err.Error(), Err: err}
+	telemetry.Fail(s.span, rerr)
+	s.Close()
+	return nil, rerr
 }
 
 // All ranges over the items: for item, err := range s.All(). The stream is closed when the loop
@@ -363,5 +434,10 @@ func (s *ResponseStream) Close() error {
 	}
 	s.closed = true
 	s.end()
-	return s.st.Close()
+	err := s.st.Close()
+	s.pm.Inflight.Dec()
+	s.pm.Stream.Observe(time.Since(s.start).Seconds())
+	s.c.rt.metrics.CallHomeOpen.Dec()
+	s.span.End()
+	return err
 }

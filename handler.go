@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/reqplane/reqplane/internal/stream"
 )
@@ -25,6 +26,17 @@ type Request struct {
 	Plane string
 	// Body is the request body, normally JSON. The handler owns it.
 	Body []byte
+
+	log *slog.Logger
+}
+
+// Logger returns a logger whose lines carry the request's endpoint, request_id and, when
+// tracing, trace_id and span_id.
+func (r *Request) Logger() *slog.Logger {
+	if r.log == nil {
+		return slog.Default()
+	}
+	return r.log
 }
 
 // Handler serves one endpoint. Generate is called once per request, in its own goroutine, with a
@@ -50,8 +62,18 @@ func (f HandlerFunc) Generate(ctx context.Context, req *Request, out *Responder)
 // Responder streams one request's response items back to the requester.
 type Responder struct {
 	s       *stream.Sender
-	started bool // the prologue was sent
-	sent    int  // items sent
+	started bool   // the prologue was sent
+	sent    int    // items sent
+	bytes   int    // item bytes sent (metric response_bytes_total)
+	errType string // the first failure's metric error_type, if any
+}
+
+// failed records the metric error type of a stream failure; the first one wins.
+func (r *Responder) failed(err error) error {
+	if r.errType == "" {
+		r.errType = stream.ErrorType(err)
+	}
+	return err
 }
 
 // ErrStopped is returned by Send once the requester has asked the stream to stop: the handler
@@ -68,9 +90,10 @@ func (r *Responder) Send(data []byte) error {
 		return ErrStopped
 	}
 	if err := r.s.Send(data); err != nil {
-		return err
+		return r.failed(err)
 	}
 	r.sent++
+	r.bytes += len(data)
 	return nil
 }
 
@@ -89,13 +112,14 @@ func (r *Responder) start() error {
 		return nil
 	}
 	r.started = true
-	return r.s.Prologue(nil)
+	return r.failed(r.s.Prologue(nil))
 }
 
 // finish ends the stream after the handler returned err.
 func (r *Responder) finish(err error) error {
 	if err != nil && !r.started {
 		r.started = true
+		r.errType = stream.ErrorType(stream.ErrGenerate)
 		text := "Generate Error: " + err.Error()
 		if perr := r.s.Prologue(&text); perr != nil {
 			return perr
@@ -111,7 +135,7 @@ func (r *Responder) finish(err error) error {
 			_ = r.s.Send(item) // best effort: the stream still ends below
 		}
 	}
-	return r.s.Finish()
+	return r.failed(r.s.Finish())
 }
 
 type annotatedError struct {

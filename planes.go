@@ -12,7 +12,8 @@ import (
 )
 
 // newPlaneServer builds the ingress of the named plane from the configuration (not started).
-func newPlaneServer(cfg *config.Config, name string, log *slog.Logger) (plane.Server, error) {
+// observe, when set, is told every request's outcome (ingress metrics).
+func newPlaneServer(cfg *config.Config, name string, log *slog.Logger, observe plane.ObserveFunc) (plane.Server, error) {
 	switch name {
 	case plane.NameHTTP:
 		h := cfg.HTTP
@@ -27,6 +28,7 @@ func newPlaneServer(cfg *config.Config, name string, log *slog.Logger) (plane.Se
 			RootPath:       root,
 			MaxMessageSize: cfg.TCP.MaxMessageSize,
 			Logger:         log,
+			Observe:        observe,
 		}), nil
 	case plane.NameTCP:
 		t := cfg.TCP
@@ -36,6 +38,7 @@ func newPlaneServer(cfg *config.Config, name string, log *slog.Logger) (plane.Se
 			AdvertiseHost:  t.AdvertiseHost,
 			MaxMessageSize: t.MaxMessageSize,
 			Logger:         log,
+			Observe:        observe,
 		})
 	case plane.NameNATS:
 		return nats.NewServer(nats.Options{
@@ -44,6 +47,7 @@ func newPlaneServer(cfg *config.Config, name string, log *slog.Logger) (plane.Se
 			Name:           "reqplane-worker",
 			MaxMessageSize: cfg.TCP.MaxMessageSize,
 			Logger:         log,
+			Observe:        observe,
 		}), nil
 	}
 	return nil, fmt.Errorf("reqplane: unknown request plane %q", name)

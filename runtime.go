@@ -9,12 +9,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/reqplane/reqplane/internal/config"
 	"github.com/reqplane/reqplane/internal/discovery/etcd"
 	"github.com/reqplane/reqplane/internal/plane"
+	"github.com/reqplane/reqplane/internal/status"
 	"github.com/reqplane/reqplane/internal/stream"
+	"github.com/reqplane/reqplane/internal/telemetry"
 )
 
 // Config is a process's configuration, read from the environment by LoadConfig (see
@@ -41,6 +46,8 @@ func (f optionFunc) apply(o *options) { f(o) }
 type options struct {
 	logger     *slog.Logger
 	etcdClient *clientv3.Client
+	registerer prometheus.Registerer
+	tracerProv trace.TracerProvider
 }
 
 // WithLogger sets the logger for lifecycle events (registered, lease lost, draining, instance
@@ -53,6 +60,22 @@ func WithEtcdClient(c *clientv3.Client) Option {
 	return optionFunc(func(o *options) { o.etcdClient = c })
 }
 
+// WithMetricsRegistry registers the runtime's metrics (docs/observability.md) on reg instead of
+// a fresh registry of its own. When reg is also a prometheus.Gatherer (a *prometheus.Registry
+// is), the status server's /metrics serves it. Runtimes sharing a registry share its metric
+// families: their series add up.
+func WithMetricsRegistry(reg prometheus.Registerer) Option {
+	return optionFunc(func(o *options) { o.registerer = reg })
+}
+
+// WithTracerProvider makes the runtime trace with tp. Default: when OTEL_EXPORTER_OTLP_ENDPOINT
+// or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set, an OpenTelemetry SDK provider exporting with
+// OTLP, which the runtime shuts down (flushing) on Close; otherwise no tracing, though an
+// incoming W3C trace context is still passed on. The runtime does not shut tp down.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(o *options) { o.tracerProv = tp })
+}
+
 // Runtime is one process's view of a reqplane fleet: it serves endpoints (a worker) and calls
 // them (a client). New does no I/O; connections are made when first needed, bounded by the
 // context of the call that needs them. Close releases everything.
@@ -63,6 +86,13 @@ type Runtime struct {
 
 	startMu sync.Mutex // serialises Endpoint.Start
 
+	created     time.Time // origin of the status server's uptime
+	metrics     *telemetry.Metrics
+	gatherer    prometheus.Gatherer // nil when the registerer cannot be gathered
+	tracer      *telemetry.Tracer
+	ownTracer   *sdktrace.TracerProvider // built from OTEL_* by New; shut down by Close
+	removeConns func()
+
 	mu          sync.Mutex
 	closed      bool
 	etcd        *clientv3.Client
@@ -71,6 +101,7 @@ type Runtime struct {
 	planeClient map[string]plane.Client
 	worker      *worker
 	clients     map[*Client]struct{}
+	status      *status.Server
 }
 
 // New returns a runtime for cfg. It does no I/O.
@@ -83,7 +114,116 @@ func New(cfg *Config, opts ...Option) *Runtime {
 	if rt.log == nil {
 		rt.log = slog.Default()
 	}
+	rt.created = time.Now()
+	rt.initTelemetry()
 	return rt
+}
+
+// initTelemetry sets up metrics and tracing; neither does I/O here.
+func (rt *Runtime) initTelemetry() {
+	reg := rt.opts.registerer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg = r
+	}
+	if g, ok := reg.(prometheus.Gatherer); ok {
+		rt.gatherer = g
+	}
+	m, err := telemetry.NewMetrics(reg)
+	if err != nil {
+		// The metrics still run, unexported: a registry conflict must not stop serving.
+		rt.log.Warn("metrics: registering on the registry failed; these metrics are not exported", "err", err)
+	}
+	rt.metrics = m
+	rt.removeConns = m.AddConnSource(rt.openConns)
+
+	tp := rt.opts.tracerProv
+	if tp == nil && rt.cfg.Tracing.Enabled {
+		sdk, err := telemetry.NewProvider(context.Background(), rt.cfg.Tracing)
+		if err != nil {
+			rt.log.Warn("tracing: cannot build the OTLP exporter; tracing is off", "err", err)
+		} else {
+			rt.ownTracer, tp = sdk, sdk
+		}
+	}
+	rt.tracer = telemetry.NewTracer(tp)
+}
+
+// openConns reports the plane clients' open connections (reqplane_connections_open).
+func (rt *Runtime) openConns(yield func(plane string, open int)) {
+	type counter interface{ OpenConns() int }
+	rt.mu.Lock()
+	cs := make([]plane.Client, 0, len(rt.planeClient))
+	for _, c := range rt.planeClient {
+		cs = append(cs, c)
+	}
+	rt.mu.Unlock()
+	for _, c := range cs {
+		if n, ok := c.(counter); ok {
+			yield(c.Name(), n.OpenConns())
+		}
+	}
+}
+
+// MetricsGatherer returns what the status server's /metrics serves: the runtime's own registry,
+// or the one given to WithMetricsRegistry when it can be gathered (else nil).
+func (rt *Runtime) MetricsGatherer() prometheus.Gatherer { return rt.gatherer }
+
+// StartStatus starts the status server (health, live and /metrics on DYN_SYSTEM_HOST and
+// DYN_SYSTEM_PORT) when the configuration enables it; Endpoint.Start calls it. It does nothing
+// when the server is disabled or already running. Close stops it.
+func (rt *Runtime) StartStatus(ctx context.Context) error {
+	sys := rt.cfg.System
+	if !sys.Enabled {
+		return nil
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.closed {
+		return closedError()
+	}
+	if rt.status != nil {
+		return nil
+	}
+	s := status.NewServer(status.Options{
+		Host:       sys.BindHost,
+		Port:       sys.Port,
+		HealthPath: sys.HealthPath,
+		LivePath:   sys.LivePath,
+		Health:     rt.health,
+		Gatherer:   rt.gatherer,
+		Started:    rt.created,
+		Logger:     rt.log,
+	})
+	if err := s.Start(ctx); err != nil {
+		return fmt.Errorf("reqplane: starting the status server on %s: %w", sys.BindAddr(), err)
+	}
+	rt.status = s
+	rt.log.Info("status server listening", "addr", s.Addr(), "health", sys.HealthPath, "live", sys.LivePath, "metrics", status.MetricsPath)
+	return nil
+}
+
+// StatusAddr returns the status server's address (host:port), "" when it is not running.
+func (rt *Runtime) StatusAddr() string {
+	rt.mu.Lock()
+	s := rt.status
+	rt.mu.Unlock()
+	if s == nil {
+		return ""
+	}
+	return s.Addr()
+}
+
+// health is the status server's view of the runtime: before the worker is up it reports
+// DYN_SYSTEM_STARTING_HEALTH_STATUS; then the worker's readiness.
+func (rt *Runtime) health() status.Health {
+	rt.mu.Lock()
+	w := rt.worker
+	rt.mu.Unlock()
+	if w == nil {
+		return status.Health{Ready: rt.cfg.System.StartingHealthStatus == config.HealthReady}
+	}
+	return w.health()
 }
 
 // Config returns the runtime's configuration.
@@ -234,6 +374,8 @@ func (rt *Runtime) Close() error {
 		return nil
 	}
 	rt.closed = true
+	statusSrv := rt.status
+	rt.status = nil // StatusAddr reports it gone
 	clients := make([]*Client, 0, len(rt.clients))
 	for c := range rt.clients {
 		clients = append(clients, c)
@@ -244,6 +386,17 @@ func (rt *Runtime) Close() error {
 	errs = append(errs, err)
 	for _, c := range clients {
 		errs = append(errs, c.Close())
+	}
+	// The status server answered "notready" through the drain; it goes last of the servers.
+	if statusSrv != nil {
+		errs = append(errs, statusSrv.Close())
+	}
+	rt.removeConns()
+	if rt.ownTracer != nil {
+		// Flush the spans of the last requests, bounded like the drain.
+		fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, rt.ownTracer.Shutdown(fctx))
+		fcancel()
 	}
 	// Nothing else touches these fields once closed is set.
 	var closers []io.Closer

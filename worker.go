@@ -10,10 +10,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/reqplane/reqplane/internal/discovery"
 	"github.com/reqplane/reqplane/internal/discovery/etcd"
 	"github.com/reqplane/reqplane/internal/plane"
+	"github.com/reqplane/reqplane/internal/status"
 	"github.com/reqplane/reqplane/internal/stream"
+	"github.com/reqplane/reqplane/internal/telemetry"
 )
 
 // Serve serves the endpoint with h until ctx ends, then shuts the runtime's worker down
@@ -37,6 +41,10 @@ func (e *Endpoint) Serve(ctx context.Context, h Handler, drain time.Duration) er
 // takes the lease; ctx bounds that. Serving continues until Runtime.Shutdown or Close.
 func (e *Endpoint) Start(ctx context.Context, h Handler) error {
 	rt := e.rt
+	// The status server comes first, so that it answers "notready" while the worker starts.
+	if err := rt.StartStatus(ctx); err != nil {
+		return err
+	}
 	rt.startMu.Lock() // one Start at a time: the first one creates the worker
 	defer rt.startMu.Unlock()
 	rt.mu.Lock()
@@ -91,6 +99,13 @@ type served struct {
 	w  *worker
 	id EndpointID
 	h  Handler
+	m  *telemetry.EndpointMetrics
+
+	registered bool // its record is in etcd (guarded by w.mu)
+}
+
+func (w *worker) newServed(id EndpointID, h Handler) *served {
+	return &served{w: w, id: id, h: h, m: w.rt.metrics.Endpoint(id.Namespace, id.Component, id.Endpoint)}
 }
 
 // startWorker starts the planes and registers the first endpoint under a new lease.
@@ -110,10 +125,10 @@ func (rt *Runtime) startWorker(ctx context.Context, first EndpointID, h Handler)
 			Logger:         rt.log,
 		},
 	}
-	w.endpoints[first] = &served{w: w, id: first, h: h}
+	w.endpoints[first] = w.newServed(first, h)
 	w.reqCtx, w.cancelReqs = context.WithCancel(context.Background())
 	for _, p := range rt.cfg.RequestPlanes {
-		s, err := newPlaneServer(rt.cfg, string(p), rt.log)
+		s, err := newPlaneServer(rt.cfg, string(p), rt.log, rt.metrics.ObserveIngress)
 		if err == nil {
 			err = s.Start(ctx)
 		}
@@ -132,6 +147,9 @@ func (rt *Runtime) startWorker(ctx context.Context, first EndpointID, h Handler)
 		}
 		return &Error{Code: CodeUnreachable, Endpoint: first, Message: "reqplane: registering " + first.String() + " in etcd: " + err.Error(), Err: err}
 	}
+	w.mu.Lock()
+	w.endpoints[first].registered = true
+	w.mu.Unlock()
 	w.log.Info("serving endpoint", "endpoint", first.String(), "instance", InstanceID(w.registrar.InstanceID()).String())
 
 	rt.mu.Lock()
@@ -197,7 +215,7 @@ func (w *worker) add(ctx context.Context, id EndpointID, h Handler) error {
 		w.mu.Unlock()
 		return fmt.Errorf("reqplane: endpoint %s is already served by this runtime", id)
 	}
-	s := &served{w: w, id: id, h: h}
+	s := w.newServed(id, h)
 	w.endpoints[id] = s
 	rec, err := w.bindOne(ctx, s, w.instance)
 	if err != nil {
@@ -214,6 +232,9 @@ func (w *worker) add(ctx context.Context, id EndpointID, h Handler) error {
 		w.mu.Unlock()
 		return &Error{Code: CodeUnreachable, Endpoint: id, Message: "reqplane: registering " + id.String() + ": " + err.Error(), Err: err}
 	}
+	w.mu.Lock()
+	s.registered = true
+	w.mu.Unlock()
 	w.log.Info("serving endpoint", "endpoint", id.String(), "instance", InstanceID(rec.InstanceID).String(), "transports", rec.Transports())
 	return nil
 }
@@ -242,18 +263,29 @@ func (s *served) Accept(req *plane.Request) error {
 func (w *worker) process(s *served, req *plane.Request) {
 	defer w.reqs.Done()
 	defer w.inflight.Add(-1)
+	start := s.m.Begin(len(req.Body))
+	defer s.m.End(start)
+	instance := InstanceID(req.Endpoint.InstanceID)
+	spanCtx, span := w.rt.tracer.StartHandler(context.Background(), req.Meta, s.id.String(), instance.String(), req.Plane, req.Control.ID)
+	defer span.End()
 	log := w.log.With("endpoint", s.id.String(), "request_id", req.Meta.RequestID)
+	if sc := span.SpanContext(); sc.IsValid() {
+		log = log.With("trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
+	}
 
 	dialCtx, cancelDial := context.WithCancel(w.reqCtx)
 	sender, err := stream.Dial(dialCtx, req.CallHome, w.dial)
 	cancelDial()
 	if err != nil {
+		s.m.Error(telemetry.ErrorResponseStream)
+		telemetry.Fail(span, err)
 		log.Warn("cannot call the requester home", "address", req.CallHome.Address, "err", err)
 		return
 	}
 	defer sender.Close()
 
-	ctx, cancel := context.WithCancel(sender.Context())
+	// The handler's context ends with the stream and carries the span (user code adds children).
+	ctx, cancel := context.WithCancel(trace.ContextWithSpan(sender.Context(), trace.SpanFromContext(spanCtx)))
 	defer cancel()
 	stop := context.AfterFunc(w.reqCtx, cancel) // past the drain deadline
 	defer stop()
@@ -264,9 +296,10 @@ func (w *worker) process(s *served, req *plane.Request) {
 		TraceParent: req.Meta.TraceParent,
 		TraceState:  req.Meta.TraceState,
 		Endpoint:    s.id,
-		Instance:    InstanceID(req.Endpoint.InstanceID),
+		Instance:    instance,
 		Plane:       req.Plane,
 		Body:        req.Body,
+		log:         log,
 	}
 	out := &Responder{s: sender}
 	var herr error
@@ -276,15 +309,23 @@ func (w *worker) process(s *served, req *plane.Request) {
 		herr = generate(ctx, s.h, r, out)
 	}
 	if herr != nil && !errors.Is(herr, ErrStopped) && ctx.Err() == nil {
+		telemetry.Fail(span, herr)
 		log.Debug("handler failed", "err", herr)
 	}
 	if w.reqCtx.Err() != nil {
 		// Cancelled past the drain deadline: cut the stream rather than end it as if complete;
 		// the requester sees "Stream ended before generation completed".
+		s.m.ResponseBytes(out.bytes)
 		return
 	}
-	if err := out.finish(herr); err != nil && ctx.Err() == nil {
-		log.Debug("ending the response stream", "err", err)
+	ferr := out.finish(herr)
+	if ferr != nil && ctx.Err() == nil {
+		telemetry.Fail(span, ferr)
+		log.Debug("ending the response stream", "err", ferr)
+	}
+	s.m.ResponseBytes(out.bytes)
+	if out.errType != "" {
+		s.m.Error(out.errType)
 	}
 }
 
@@ -335,6 +376,30 @@ func (w *worker) drain(ctx context.Context) error {
 	w.cancelReqs()
 	// 5. Close the planes.
 	return errors.Join(regErr, w.closeServers())
+}
+
+// health reports the worker's readiness: ready when the lease is live, the worker is not
+// draining and every served endpoint is registered. Endpoint keys are the endpoint names, as
+// Dynamo's; names served under several components are keyed "namespace/component/endpoint".
+func (w *worker) health() status.Health {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	live := !w.draining && w.registrar.State() == etcd.StateRegistered
+	names := make(map[string]int, len(w.endpoints))
+	for id := range w.endpoints {
+		names[id.Endpoint]++
+	}
+	h := status.Health{Ready: live, Endpoints: make(map[string]bool, len(w.endpoints))}
+	for id, s := range w.endpoints {
+		key := id.Endpoint
+		if names[key] > 1 {
+			key = id.String()
+		}
+		ready := live && s.registered
+		h.Endpoints[key] = ready
+		h.Ready = h.Ready && ready
+	}
+	return h
 }
 
 func (w *worker) closeServers() error {

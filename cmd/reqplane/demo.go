@@ -6,11 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/spf13/cobra"
 
 	"github.com/reqplane/reqplane"
@@ -58,22 +63,31 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger) (err error) {
 			rt.Close()
 		}
 	}()
-	newRT := func(planes string) (*reqplane.Runtime, error) {
-		cfg, err := reqplane.LoadConfigFrom(testcluster.Lookup(cluster.Env(planes, nil)))
+	// One registry for the whole demo process: every runtime's metrics add up in it, and the
+	// status server of the worker serving all three planes serves it on /metrics.
+	reg := prometheus.NewRegistry()
+	newRTEnv := func(planes string, extra map[string]string) (*reqplane.Runtime, error) {
+		cfg, err := reqplane.LoadConfigFrom(testcluster.Lookup(cluster.Env(planes, extra)))
 		if err != nil {
 			return nil, err
 		}
-		rt := reqplane.New(cfg, reqplane.WithLogger(log))
+		rt := reqplane.New(cfg, reqplane.WithLogger(log), reqplane.WithMetricsRegistry(reg))
 		runtimes = append(runtimes, rt)
 		return rt, nil
 	}
+	newRT := func(planes string) (*reqplane.Runtime, error) { return newRTEnv(planes, nil) }
 
 	ep := reqplane.EndpointID{Namespace: "dynamo", Component: "backend", Endpoint: "generate"}
 	workerPlanes := []string{"http", "tcp", "nats", "http,tcp,nats"}
 	serves := map[reqplane.InstanceID]string{}
 	var all reqplane.InstanceID
+	var statusAddr string
 	for _, p := range workerPlanes {
-		w, err := newRT(p)
+		var extra map[string]string
+		if strings.Contains(p, ",") {
+			extra = map[string]string{"DYN_SYSTEM_HOST": "127.0.0.1", "DYN_SYSTEM_PORT": "0"}
+		}
+		w, err := newRTEnv(p, extra)
 		if err != nil {
 			return err
 		}
@@ -82,7 +96,11 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger) (err error) {
 		}
 		serves[w.InstanceID()] = p
 		all = w.InstanceID()
+		if a := w.StatusAddr(); a != "" {
+			statusAddr = a
+		}
 	}
+	fmt.Fprintf(out, "status server of the %s worker: http://%s/metrics (health: http://%s/health)\n\n", workerPlanes[len(workerPlanes)-1], statusAddr, statusAddr)
 
 	// The client prefers HTTP/2, then TCP, then NATS: each instance is reached on the first of
 	// these it offers.
@@ -174,8 +192,86 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger) (err error) {
 	} else {
 		return fmt.Errorf("the echo engine accepted a body without text")
 	}
+	if err := printMetrics(ctx, out, statusAddr); err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "\ndone in %s\n", time.Since(started).Round(time.Millisecond))
 	return nil
+}
+
+// printMetrics scrapes the status server's /metrics, as Prometheus would, and prints a few
+// headline values.
+func printMetrics(ctx context.Context, out io.Writer, addr string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("scraping the status server: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("scraping the status server: %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return fmt.Errorf("parsing /metrics: %w", err)
+	}
+	// sum adds the samples of name whose labels include want (a histogram's count and sum).
+	sum := func(name string, want map[string]string) (value, hsum float64) {
+		f := fams[name]
+		if f == nil {
+			return 0, 0
+		}
+	next:
+		for _, m := range f.Metric {
+			for k, v := range want {
+				if !hasLabel(m, k, v) {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				value += m.Counter.GetValue()
+			case m.Gauge != nil:
+				value += m.Gauge.GetValue()
+			case m.Histogram != nil:
+				value += float64(m.Histogram.GetSampleCount())
+				hsum += m.Histogram.GetSampleSum()
+			}
+		}
+		return value, hsum
+	}
+	fmt.Fprintf(out, "\nscraped from http://%s/metrics (all runtimes of this process):\n", addr)
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	n, _ := sum("dynamo_component_requests_total", nil)
+	fmt.Fprintf(tw, "  dynamo_component_requests_total\t%.0f\n", n)
+	n, _ = sum("dynamo_component_errors_total", map[string]string{"error_type": "generate"})
+	fmt.Fprintf(tw, "  dynamo_component_errors_total{error_type=\"generate\"}\t%.0f\n", n)
+	n, _ = sum("dynamo_component_response_bytes_total", nil)
+	fmt.Fprintf(tw, "  dynamo_component_response_bytes_total\t%.0f\n", n)
+	for _, pl := range []struct{ plane, status string }{{"http", "202"}, {"tcp", "ack"}, {"nats", "ack"}} {
+		n, _ = sum("reqplane_ingress_requests_total", map[string]string{"plane": pl.plane, "status": pl.status})
+		fmt.Fprintf(tw, "  reqplane_ingress_requests_total{plane=%q,status=%q}\t%.0f\n", pl.plane, pl.status, n)
+	}
+	for _, pl := range []string{"http", "tcp", "nats"} {
+		n, s := sum("reqplane_client_ack_seconds", map[string]string{"plane": pl})
+		if n > 0 {
+			fmt.Fprintf(tw, "  reqplane_client_ack_seconds{plane=%q} mean\t%s over %.0f acks\n", pl, time.Duration(s/n*float64(time.Second)).Round(time.Microsecond), n)
+		}
+	}
+	return tw.Flush()
+}
+
+func hasLabel(m *dto.Metric, name, value string) bool {
+	for _, l := range m.Label {
+		if l.GetName() == name {
+			return l.GetValue() == value
+		}
+	}
+	return false
 }
 
 type callResult struct {

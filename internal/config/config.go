@@ -23,6 +23,7 @@ type Config struct {
 	System         System
 	Log            Log
 	Ingress        Ingress
+	Tracing        Tracing
 
 	// Vars lists every variable Load knows, in documentation order, with its effective value and
 	// source. Secret values are already masked, so Vars is safe to print.
@@ -164,6 +165,29 @@ type Log struct {
 	// JSON selects JSON lines instead of text.
 	JSON bool
 }
+
+// Tracing says whether spans are exported with OpenTelemetry's OTLP exporter.
+type Tracing struct {
+	// Enabled is true when OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT is set
+	// to a non-empty value; tracing is off (no-op) otherwise.
+	Enabled bool
+	// Endpoint is where spans go, credentials included: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as
+	// is, else OTEL_EXPORTER_OTLP_ENDPOINT (with "/v1/traces" appended for http/protobuf, as
+	// OpenTelemetry specifies).
+	Endpoint string
+	// Protocol is the OTLP protocol: OTLPGRPC or OTLPHTTPProtobuf (the default, as OpenTelemetry
+	// specifies).
+	Protocol OTLPProtocol
+}
+
+// OTLPProtocol is an OTLP exporter protocol.
+type OTLPProtocol string
+
+// The OTLP protocols the exporter speaks (http/json has no Go exporter).
+const (
+	OTLPGRPC         OTLPProtocol = "grpc"
+	OTLPHTTPProtobuf OTLPProtocol = "http/protobuf"
+)
 
 // Ingress configures a worker's request intake.
 type Ingress struct {

@@ -87,6 +87,7 @@ func (o Options) Load(lookup func(string) (string, bool)) (*Config, error) {
 	l.loadSystem(cfg)
 	l.loadLog(cfg)
 	l.loadIngress(cfg)
+	l.loadTracing(cfg)
 	if len(l.errs) > 0 {
 		return nil, errors.Join(l.errs...)
 	}
@@ -351,6 +352,61 @@ func (l *loader) loadSystem(cfg *Config) {
 func (l *loader) loadLog(cfg *Config) {
 	cfg.Log.Level = value(l, EnvLog, slog.LevelInfo, parseLogLevel, logLevelName)
 	cfg.Log.JSON = value(l, EnvLogJSONL, false, parseBool, showBool)
+}
+
+// loadTracing follows OpenTelemetry's rules: an empty variable counts as unset, and the
+// signal-specific TRACES variables win over the general ones.
+func (l *loader) loadTracing(cfg *Config) {
+	t := &cfg.Tracing
+	general := l.otlpEndpoint(EnvOTLPEndpoint)
+	traces := l.otlpEndpoint(EnvOTLPTracesEndpoint)
+	switch {
+	case traces != "":
+		t.Enabled, t.Endpoint = true, traces
+		l.note(EnvOTLPTracesEndpoint, "tracing on: spans exported here")
+		if general != "" {
+			l.note(EnvOTLPEndpoint, "ignored for traces: "+EnvOTLPTracesEndpoint+" takes precedence")
+		}
+	case general != "":
+		t.Enabled, t.Endpoint = true, general
+		l.note(EnvOTLPEndpoint, "tracing on: spans exported to this endpoint's /v1/traces (http) or to it (grpc)")
+	default:
+		l.note(EnvOTLPEndpoint, "tracing off")
+	}
+	proto := l.otlpProtocol(EnvOTLPProtocol, OTLPHTTPProtobuf)
+	t.Protocol = l.otlpProtocol(EnvOTLPTracesProtocol, proto)
+	if traces == "" && general != "" && t.Protocol == OTLPHTTPProtobuf {
+		// OpenTelemetry: the general endpoint is a base URL to which http exporters append the
+		// signal's path; the TRACES one is used as is.
+		t.Endpoint = strings.TrimRight(general, "/") + "/v1/traces"
+	}
+}
+
+// otlpEndpoint records an OTLP endpoint variable; empty means unset.
+func (l *loader) otlpEndpoint(name string) string {
+	raw, ok := l.lookup(name)
+	if !ok || raw == "" {
+		l.record(Var{Name: name, Source: SourceDefault})
+		return ""
+	}
+	l.record(Var{Name: name, Value: redactURL(raw), Source: SourceEnv})
+	return raw
+}
+
+// otlpProtocol records an OTLP protocol variable; empty means unset, which gives def.
+func (l *loader) otlpProtocol(name string, def OTLPProtocol) OTLPProtocol {
+	raw, ok := l.lookup(name)
+	if !ok || raw == "" {
+		l.record(Var{Name: name, Value: string(def), Source: SourceDefault})
+		return def
+	}
+	p, err := parseOTLPProtocol(raw)
+	if err != nil {
+		l.invalid(name, raw, false, err)
+		return def
+	}
+	l.record(Var{Name: name, Value: string(p), Source: SourceEnv})
+	return p
 }
 
 func (l *loader) loadIngress(cfg *Config) {

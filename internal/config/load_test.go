@@ -92,7 +92,8 @@ func TestDefaults(t *testing.T) {
 			LivePath:             "/live",
 			StartingHealthStatus: HealthNotReady,
 		},
-		Log: Log{Level: slog.LevelInfo},
+		Log:     Log{Level: slog.LevelInfo},
+		Tracing: Tracing{Protocol: OTLPHTTPProtobuf},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)

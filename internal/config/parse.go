@@ -25,6 +25,7 @@ const (
 	wantEtcd         = "must be a comma-separated list of http://host:port, https://host:port or host:port endpoints"
 	wantRootPath     = "must be a URL path starting with / (a trailing / is removed)"
 	wantStatusPath   = "must be a URL path starting with /, other than /metrics"
+	wantOTLPProtocol = "must be grpc or http/protobuf (http/json is not supported)"
 	wantNKeySeed     = "must be a NATS user nkey seed (58 characters of A-Z and 2-7, starting with SU)"
 	wantNonEmpty     = "must not be empty (unset the variable instead)"
 )
@@ -285,4 +286,13 @@ func parseNonEmpty(s string) (string, error) {
 		return "", errors.New(wantNonEmpty)
 	}
 	return s, nil
+}
+
+// parseOTLPProtocol accepts the OTLP protocols the Go exporters speak.
+func parseOTLPProtocol(s string) (OTLPProtocol, error) {
+	switch p := OTLPProtocol(strings.ToLower(s)); p {
+	case OTLPGRPC, OTLPHTTPProtobuf:
+		return p, nil
+	}
+	return "", errors.New(wantOTLPProtocol)
 }

@@ -48,6 +48,13 @@ const (
 	EnvLogJSONL = "DYN_LOGGING_JSONL"
 
 	EnvMaxInflightRequests = "DYN_MAX_INFLIGHT_REQUESTS"
+
+	// OpenTelemetry's standard exporter variables: reqplane reads them only to decide whether
+	// tracing is on and which exporter to build; the exporter reads the rest of OTEL_* itself.
+	EnvOTLPEndpoint       = "OTEL_EXPORTER_OTLP_ENDPOINT"
+	EnvOTLPTracesEndpoint = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+	EnvOTLPProtocol       = "OTEL_EXPORTER_OTLP_PROTOCOL"
+	EnvOTLPTracesProtocol = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 )
 
 // Where a value came from ([Var.Source]). A derived source reads "derived: " and the rule.

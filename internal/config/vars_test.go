@@ -25,6 +25,7 @@ var allNames = []string{
 	EnvSystemHost, EnvSystemPort, EnvSystemHealthPath, EnvSystemLivePath, EnvSystemStartingHealthStatus,
 	EnvLog, EnvLogJSONL,
 	EnvMaxInflightRequests,
+	EnvOTLPEndpoint, EnvOTLPTracesEndpoint, EnvOTLPProtocol, EnvOTLPTracesProtocol,
 }
 
 func TestVarsListEveryVariableOnce(t *testing.T) {

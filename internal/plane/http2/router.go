@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/reqplane/reqplane/internal/codec"
 	"github.com/reqplane/reqplane/internal/plane"
@@ -24,9 +25,10 @@ type route struct {
 // router is the Server's http.Handler: it routes POST {root}/{name}, reads and checks the
 // frame, and admits it through the endpoint's plane.Handler.
 type router struct {
-	root string // "" or "/a/b"
-	max  int
-	log  *slog.Logger
+	root    string // "" or "/a/b"
+	max     int
+	log     *slog.Logger
+	observe plane.ObserveFunc // nil: not observed
 
 	mu     sync.Mutex                       // serializes writers; readers only Load
 	routes atomic.Pointer[map[string]route] // copy-on-write: Add/Remove are rare, lookups hot
@@ -78,40 +80,45 @@ func (rt *router) endpointName(path string) (string, bool) {
 }
 
 func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var start time.Time
+	if rt.observe != nil {
+		start = time.Now()
+	}
 	name, ok := rt.endpointName(r.URL.Path)
 	if !ok {
-		rt.refuse(w, r, http.StatusNotFound, plane.TextEndpointNotFound)
+		rt.refuse(w, r, refusal{status: http.StatusNotFound, code: plane.CodeUnknownEndpoint, text: plane.TextEndpointNotFound, start: start})
 		return
 	}
 	if r.Method != http.MethodPost {
 		// Like Dynamo's router: an empty 405 naming the one method served.
 		w.Header().Set("Allow", http.MethodPost)
-		rt.refuse(w, r, http.StatusMethodNotAllowed, "")
+		rt.refuse(w, r, refusal{status: http.StatusMethodNotAllowed, code: plane.CodeRefused, start: start})
 		return
 	}
 	rte, ok := rt.lookup(name)
 	if !ok {
-		rt.refuse(w, r, http.StatusNotFound, plane.TextEndpointNotFound)
+		rt.refuse(w, r, refusal{status: http.StatusNotFound, code: plane.CodeUnknownEndpoint, text: plane.TextEndpointNotFound, start: start})
 		return
 	}
 	if r.ContentLength > int64(rt.max) {
 		// Refused before reading a byte of the body.
-		rt.refuse(w, r, http.StatusRequestEntityTooLarge, tooLarge(uint64(r.ContentLength), rt.max).Error())
+		err := tooLarge(uint64(r.ContentLength), rt.max)
+		rt.refuse(w, r, refusal{status: http.StatusRequestEntityTooLarge, code: plane.CodeTooLarge, text: err.Error(), err: err, ep: rte.ep, start: start})
 		return
 	}
 	body, err := readBody(http.MaxBytesReader(w, r.Body, int64(rt.max)), r.ContentLength, rt.max)
 	if err != nil {
-		status := http.StatusBadRequest
+		status, code := http.StatusBadRequest, plane.CodeBadRequest
 		if errors.Is(err, codec.ErrMessageTooLarge) {
-			status = http.StatusRequestEntityTooLarge
+			status, code = http.StatusRequestEntityTooLarge, plane.CodeTooLarge
 		}
-		rt.refuse(w, r, status, err.Error())
+		rt.refuse(w, r, refusal{status: status, code: code, text: err.Error(), err: err, ep: rte.ep, start: start})
 		return
 	}
 	req, err := plane.Decode(body, rt.max)
 	if err != nil {
 		code, text := plane.Refusal(err)
-		rt.refuse(w, r, statusOf(code), text)
+		rt.refuse(w, r, refusal{status: statusOf(code), code: code, text: text, err: err, ep: rte.ep, start: start})
 		return
 	}
 	req.Plane = plane.NameHTTP
@@ -119,22 +126,42 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req.Meta = plane.MetaFromHeaders(r.Header.Get, req.Control.ID)
 	if err := rte.h.Accept(req); err != nil {
 		code, text := plane.Refusal(err)
-		rt.refuse(w, r, statusOf(code), text)
+		rt.refuse(w, r, refusal{status: statusOf(code), code: code, text: text, err: err, ep: rte.ep, start: start})
 		return
+	}
+	if rt.observe != nil {
+		rt.observe(&plane.Outcome{Plane: plane.NameHTTP, Endpoint: rte.ep, Status: http.StatusAccepted, Start: start})
 	}
 	w.WriteHeader(http.StatusAccepted)
 }
 
+// refusal is one refused request: what is answered, and what the observer is told.
+type refusal struct {
+	status int
+	code   plane.Code
+	text   string
+	err    error          // the cause; nil: built from code and text for the observer
+	ep     plane.Endpoint // zero when no route matched
+	start  time.Time
+}
+
 // refuse answers a refusal: status and the spec's text as a plain-text body.
-func (rt *router) refuse(w http.ResponseWriter, r *http.Request, status int, text string) {
+func (rt *router) refuse(w http.ResponseWriter, r *http.Request, ref refusal) {
+	if rt.observe != nil {
+		err := ref.err
+		if err == nil {
+			err = &plane.Error{Plane: plane.NameHTTP, Code: ref.code, Status: ref.status, Text: ref.text}
+		}
+		rt.observe(&plane.Outcome{Plane: plane.NameHTTP, Endpoint: ref.ep, Code: ref.code, Status: ref.status, Err: err, Start: ref.start})
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(len(text)))
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, text)
+	h.Set("Content-Length", strconv.Itoa(len(ref.text)))
+	w.WriteHeader(ref.status)
+	_, _ = io.WriteString(w, ref.text)
 	rt.log.LogAttrs(r.Context(), slog.LevelDebug, "http request refused",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),
-		slog.Int("status", status), slog.String("text", text))
+		slog.Int("status", ref.status), slog.String("text", ref.text))
 }
 
 // statusOf maps a refusal's code to its HTTP status (spec §5.1).

@@ -68,6 +68,8 @@ type Options struct {
 	IdleTimeout time.Duration
 	// Logger receives refusals (debug) and server errors. Default: discard.
 	Logger *slog.Logger
+	// Observe, when set, is told the outcome of every request answered (metrics).
+	Observe plane.ObserveFunc
 }
 
 func (o Options) withDefaults() Options {
@@ -139,7 +141,7 @@ var _ plane.Server = (*Server)(nil)
 func NewServer(opts Options) *Server {
 	opts = opts.withDefaults()
 	s := &Server{opts: opts}
-	s.rt.root, s.rt.max, s.rt.log = opts.RootPath, opts.MaxMessageSize, opts.Logger
+	s.rt.root, s.rt.max, s.rt.log, s.rt.observe = opts.RootPath, opts.MaxMessageSize, opts.Logger, opts.Observe
 	return s
 }
 

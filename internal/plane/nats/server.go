@@ -71,6 +71,8 @@ type Options struct {
 	// Logger receives connection events (disconnects, reconnects, slow consumers) and failed
 	// replies. Nil discards them.
 	Logger *slog.Logger
+	// Observe, when set, is told the outcome of every request answered (metrics).
+	Observe plane.ObserveFunc
 }
 
 func (o Options) withDefaults() Options {
@@ -206,6 +208,7 @@ func (s *Server) Add(ctx context.Context, ep plane.Endpoint, h plane.Handler) (s
 		h:       h,
 		max:     s.opts.MaxMessageSize,
 		log:     s.log,
+		observe: s.opts.Observe,
 		respond: respond,
 		done:    make(chan struct{}),
 	}
@@ -349,6 +352,7 @@ type endpoint struct {
 	h       plane.Handler
 	max     int
 	log     *slog.Logger
+	observe plane.ObserveFunc // nil: not observed
 	// respond sends resp as the reply to req: respond in production, a recorder in the fuzz test.
 	respond func(req, resp *natsgo.Msg) error
 	sub     *natsgo.Subscription
@@ -368,17 +372,24 @@ func respond(req, resp *natsgo.Msg) error {
 // the payload out of its read buffer, see processMsg in nats.go), so the Request may alias it:
 // the handler owns it once Accept returned nil.
 func (e *endpoint) handle(m *natsgo.Msg) {
+	var start time.Time
+	if e.observe != nil {
+		start = time.Now()
+	}
 	req, err := plane.Decode(m.Data, e.max)
 	if err != nil {
-		e.refuse(m, err)
+		e.refuse(m, err, start)
 		return
 	}
 	req.Plane = plane.NameNATS
 	req.Endpoint = e.ep
 	req.Meta = plane.MetaFromHeaders(headerGetter(m.Header), req.Control.ID)
 	if err := e.h.Accept(req); err != nil {
-		e.refuse(m, err)
+		e.refuse(m, err, start)
 		return
+	}
+	if e.observe != nil {
+		e.observe(&plane.Outcome{Plane: plane.NameNATS, Endpoint: e.ep, Start: start})
 	}
 	if m.Reply == "" {
 		// Published without an inbox, as a fire-and-forget: nobody waits for the ack, and the
@@ -390,8 +401,11 @@ func (e *endpoint) handle(m *natsgo.Msg) {
 	}
 }
 
-func (e *endpoint) refuse(m *natsgo.Msg, err error) {
+func (e *endpoint) refuse(m *natsgo.Msg, err error, start time.Time) {
 	code, text := plane.Refusal(err)
+	if e.observe != nil {
+		e.observe(&plane.Outcome{Plane: plane.NameNATS, Endpoint: e.ep, Code: code, Err: err, Start: start})
+	}
 	if m.Reply == "" {
 		e.log.Debug("nats request plane: refused a request without reply subject", "subject", e.subject, "error", text)
 		return

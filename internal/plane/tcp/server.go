@@ -69,6 +69,8 @@ type Options struct {
 	IdleTimeout time.Duration
 	// Logger receives connection-level events. Default: discard.
 	Logger *slog.Logger
+	// Observe, when set, is told the outcome of every request answered (metrics).
+	Observe plane.ObserveFunc
 }
 
 // route is what a routing key resolves to.
@@ -85,6 +87,7 @@ type Server struct {
 	max             int
 	idle            time.Duration
 	log             *slog.Logger
+	observe         plane.ObserveFunc // nil: not observed
 
 	// routes is replaced wholesale under mu, read lock-free per request.
 	routes atomic.Pointer[map[string]route]
@@ -131,6 +134,7 @@ func NewServer(opts Options) (*Server, error) {
 		max:       opts.MaxMessageSize,
 		idle:      opts.IdleTimeout,
 		log:       opts.Logger,
+		observe:   opts.Observe,
 		conns:     make(map[net.Conn]struct{}),
 		done:      make(chan struct{}),
 	}
@@ -345,6 +349,16 @@ func (s *Server) readFailed(cio *connIO, err error) bool {
 		_ = cio.bw.Flush()
 		return false
 	}
+	if s.observe != nil {
+		code := plane.CodeBadRequest
+		switch te.Code {
+		case codec.TCPCodeTooLarge:
+			code = plane.CodeTooLarge
+		case codec.TCPCodeInvalidPath:
+			code = plane.CodeUnknownEndpoint
+		}
+		s.observe(&plane.Outcome{Plane: plane.NameTCP, Code: code, Err: &plane.Error{Plane: plane.NameTCP, Code: code, Text: te.Reply(), Err: te}, Start: time.Now()})
+	}
 	if werr := cio.reply(te.Reply()); werr != nil {
 		return false
 	}
@@ -360,13 +374,22 @@ func (s *Server) readFailed(cio *connIO, err error) bool {
 
 // handle admits one request and returns the reply text: "" for the ack, otherwise a refusal.
 func (s *Server) handle(req *codec.TCPRequest) string {
+	var start time.Time
+	if s.observe != nil {
+		start = time.Now()
+	}
 	rt, ok := (*s.routes.Load())[req.Path]
 	if !ok {
-		return "Unknown endpoint: " + req.Path
+		text := "Unknown endpoint: " + req.Path
+		if s.observe != nil {
+			s.observe(&plane.Outcome{Plane: plane.NameTCP, Code: plane.CodeUnknownEndpoint, Err: &plane.Error{Plane: plane.NameTCP, Code: plane.CodeUnknownEndpoint, Text: text}, Start: start})
+		}
+		return text
 	}
 	r, err := plane.Decode(req.Payload, s.max)
 	if err != nil {
-		_, text := plane.Refusal(err)
+		code, text := plane.Refusal(err)
+		s.refused(rt.ep, code, err, start)
 		s.log.Debug("tcp request plane: refused bad request", "endpoint", rt.ep.String(), "reason", text)
 		return text
 	}
@@ -378,11 +401,21 @@ func (s *Server) handle(req *codec.TCPRequest) string {
 	headers := req.Headers
 	r.Meta = plane.MetaFromHeaders(func(k string) string { return headers[k] }, r.Control.ID)
 	if err := rt.h.Accept(r); err != nil {
-		_, text := plane.Refusal(err)
+		code, text := plane.Refusal(err)
+		s.refused(rt.ep, code, err, start)
 		s.log.Debug("tcp request plane: handler refused request", "endpoint", rt.ep.String(), "id", r.Control.ID, "reason", text)
 		return text
 	}
+	if s.observe != nil {
+		s.observe(&plane.Outcome{Plane: plane.NameTCP, Endpoint: rt.ep, Start: start})
+	}
 	return ""
+}
+
+func (s *Server) refused(ep plane.Endpoint, code plane.Code, err error, start time.Time) {
+	if s.observe != nil {
+		s.observe(&plane.Outcome{Plane: plane.NameTCP, Endpoint: ep, Code: code, Err: err, Start: start})
+	}
 }
 
 // connIO is one server connection's I/O: reads and writes refresh the idle deadline, and a read
