@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/reqplane/reqplane/internal/codec"
 	"github.com/reqplane/reqplane/internal/discovery"
 	"github.com/reqplane/reqplane/internal/discovery/etcd"
 	"github.com/reqplane/reqplane/internal/plane"
@@ -47,6 +48,24 @@ func (f clientOptionFunc) applyClient(o *clientOptions) { f(o) }
 type clientOptions struct {
 	mode        RouterMode
 	maxAttempts int
+	callHome    CallHomeMode
+}
+
+// CallHomeMode says how workers stream responses back to this client.
+type CallHomeMode uint8
+
+const (
+	// CallHomeAuto (the default) uses the multiplexed call-home with every worker whose discovery
+	// record says it speaks it, and the classic one with the others (Dynamo's workers).
+	CallHomeAuto CallHomeMode = iota
+	// CallHomeClassic makes every worker open a new TCP connection per response stream, as
+	// Dynamo's classic runtime does.
+	CallHomeClassic
+)
+
+// WithCallHome sets the call-home mode (default CallHomeAuto).
+func WithCallHome(m CallHomeMode) ClientOption {
+	return clientOptionFunc(func(o *clientOptions) { o.callHome = m })
 }
 
 // WithRouterMode sets the routing policy (default RoundRobin).
@@ -140,7 +159,7 @@ func routerInstances(s discovery.Snapshot) []router.Instance {
 	out := make([]router.Instance, 0, len(s.Instances))
 	for _, rec := range s.Instances {
 		ts := rec.Transports()
-		in := router.Instance{ID: rec.InstanceID, Transports: make([]router.Transport, 0, len(ts))}
+		in := router.Instance{ID: rec.InstanceID, Transports: make([]router.Transport, 0, len(ts)), ResponseMux: rec.ResponseMux}
 		for _, t := range ts {
 			if name, ok := planeName(t.Kind); ok {
 				in.Transports = append(in.Transports, router.Transport{Plane: name, Address: t.Address})
@@ -273,7 +292,7 @@ func (c *Client) generate(ctx context.Context, span trace.Span, start time.Time,
 	callHome := c.rt.metrics.CallHomeOpen
 	var tried []uint64
 	var last error
-	var frame []byte
+	var frame, hdr []byte
 	for attempt := 0; attempt < c.opts.maxAttempts; attempt++ {
 		t, err := c.router.Pick(router.PickRequest{InstanceID: o.instance, Direct: o.direct, Tried: tried})
 		if err != nil {
@@ -292,9 +311,15 @@ func (c *Client) generate(ctx context.Context, span trace.Span, start time.Time,
 			return nil, &Error{Code: CodeUnreachable, Endpoint: c.id, Instance: instance, Message: err.Error(), Err: err}
 		}
 		pm := c.metrics.Plane(planeName)
-		st := home.Register(id)
+		var st *stream.Stream
+		if c.opts.callHome == CallHomeAuto && t.ResponseMux >= codec.MuxVersion {
+			st = home.RegisterMux(id) // the worker speaks the mux: share its persistent connections
+		} else {
+			st = home.Register(id)
+		}
 		callHome.Inc()
-		frame, err = plane.EncodeRequest(frame[:0], id, st.Info(), body, max)
+		hdr = st.AppendRequestControl(hdr[:0])
+		frame, err = codec.AppendFrame(frame[:0], hdr, body, max)
 		if err != nil {
 			st.Abandon()
 			callHome.Dec()
@@ -365,6 +390,15 @@ type ResponseStream struct {
 
 // Instance returns the instance serving the request.
 func (s *ResponseStream) Instance() InstanceID { return s.instance }
+
+// CallHome returns how the worker streams the response back: "mux" (a shared persistent
+// connection) or "classic" (a connection per request).
+func (s *ResponseStream) CallHome() string {
+	if s.st.Transport() == codec.TransportTCPResponseMuxV1 {
+		return "mux"
+	}
+	return "classic"
+}
 
 // Plane returns the request plane the request went over.
 func (s *ResponseStream) Plane() string { return s.plane }

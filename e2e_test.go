@@ -57,7 +57,8 @@ func collect(t *testing.T, s *reqplane.ResponseStream) ([]string, error) {
 	return items, nil
 }
 
-// Every plane, and a worker serving all three, answers the echo request identically.
+// Every plane, and a worker serving all three, answers the echo request identically, with the
+// multiplexed call-home (the default between reqplane peers) and with the classic one.
 func TestEndToEndPlanes(t *testing.T) {
 	c := startCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -78,35 +79,48 @@ func TestEndToEndPlanes(t *testing.T) {
 				t.Fatal(err)
 			}
 			cl := newRuntime(t, c, tc.client, nil)
-			client, err := cl.Endpoint(ep).Client(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := client.WaitForInstances(ctx); err != nil {
-				t.Fatal(err)
-			}
-			s, err := client.Generate(ctx, []byte(`{"text":"hello world"}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if s.Plane() != tc.wantPlane || s.Instance() != w.InstanceID() {
-				t.Errorf("served on %s by %s, want %s by %s", s.Plane(), s.Instance(), tc.wantPlane, w.InstanceID())
-			}
-			items, err := collect(t, s)
-			want := []string{`{"data":{"text":"hello","index":0}}`, `{"data":{"text":"world","index":1}}`}
-			if err != nil || len(items) != 2 || items[0] != want[0] || items[1] != want[1] {
-				t.Fatalf("items %q, err %v", items, err)
-			}
-			// A bad body is a generate error, with the engine's text.
-			s, err = client.Generate(ctx, []byte(`[]`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = s.Recv()
-			if !errors.Is(err, reqplane.ErrGenerate) || err.Error() != `Generate Error: request body must be a JSON object with a "text" field` {
-				t.Fatalf("bad body: %v", err)
+			for _, mode := range []struct {
+				opt  reqplane.CallHomeMode
+				name string
+			}{{reqplane.CallHomeAuto, "mux"}, {reqplane.CallHomeClassic, "classic"}} {
+				t.Run(mode.name, func(t *testing.T) {
+					client, err := cl.Endpoint(ep).Client(ctx, reqplane.WithCallHome(mode.opt))
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer client.Close()
+					roundTrip(t, ctx, client, w.InstanceID(), tc.wantPlane, mode.name)
+				})
 			}
 		})
+	}
+}
+
+func roundTrip(t *testing.T, ctx context.Context, client *reqplane.Client, instance reqplane.InstanceID, wantPlane, wantCallHome string) {
+	t.Helper()
+	if err := client.WaitForInstances(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := client.Generate(ctx, []byte(`{"text":"hello world"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Plane() != wantPlane || s.Instance() != instance || s.CallHome() != wantCallHome {
+		t.Errorf("served on %s by %s with the %s call-home, want %s by %s with %s", s.Plane(), s.Instance(), s.CallHome(), wantPlane, instance, wantCallHome)
+	}
+	items, err := collect(t, s)
+	want := []string{`{"data":{"text":"hello","index":0}}`, `{"data":{"text":"world","index":1}}`}
+	if err != nil || len(items) != 2 || items[0] != want[0] || items[1] != want[1] {
+		t.Fatalf("items %q, err %v", items, err)
+	}
+	// A bad body is a generate error, with the engine's text.
+	s, err = client.Generate(ctx, []byte(`[]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Recv()
+	if !errors.Is(err, reqplane.ErrGenerate) || err.Error() != `Generate Error: request body must be a JSON object with a "text" field` {
+		t.Fatalf("bad body: %v", err)
 	}
 }
 

@@ -61,7 +61,7 @@ func (f HandlerFunc) Generate(ctx context.Context, req *Request, out *Responder)
 
 // Responder streams one request's response items back to the requester.
 type Responder struct {
-	s       *stream.Sender
+	s       stream.Responder
 	started bool   // the prologue was sent
 	sent    int    // items sent
 	bytes   int    // item bytes sent (metric response_bytes_total)

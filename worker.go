@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/reqplane/reqplane/internal/codec"
 	"github.com/reqplane/reqplane/internal/discovery"
 	"github.com/reqplane/reqplane/internal/discovery/etcd"
 	"github.com/reqplane/reqplane/internal/plane"
@@ -78,6 +79,7 @@ type worker struct {
 	servers   []plane.Server
 	registrar *etcd.Registrar
 	dial      stream.DialOptions
+	mux       *stream.MuxDialer // persistent call-home connections for requesters that offer the mux
 	limit     int64
 
 	mu        sync.RWMutex // guards endpoints, instance, draining against Accept's admission
@@ -125,6 +127,11 @@ func (rt *Runtime) startWorker(ctx context.Context, first EndpointID, h Handler)
 			Logger:         rt.log,
 		},
 	}
+	w.mux = stream.NewMuxDialer(stream.MuxDialOptions{
+		ConnectTimeout: rt.cfg.TCP.ConnectTimeout,
+		MaxMessageSize: rt.cfg.TCP.MaxMessageSize,
+		Logger:         rt.log,
+	})
 	w.endpoints[first] = w.newServed(first, h)
 	w.reqCtx, w.cancelReqs = context.WithCancel(context.Background())
 	for _, p := range rt.cfg.RequestPlanes {
@@ -134,6 +141,7 @@ func (rt *Runtime) startWorker(ctx context.Context, first EndpointID, h Handler)
 		}
 		if err != nil {
 			w.closeServers()
+			w.mux.Close()
 			return fmt.Errorf("reqplane: starting the %s request plane: %w", p, err)
 		}
 		w.servers = append(w.servers, s)
@@ -141,6 +149,7 @@ func (rt *Runtime) startWorker(ctx context.Context, first EndpointID, h Handler)
 	w.registrar = etcd.NewRegistrar(cli, etcd.RegistrarOptions{TTL: rt.cfg.Etcd.LeaseTTL, Logger: rt.log})
 	if err := w.registrar.Start(ctx, w.bind); err != nil {
 		w.closeServers()
+		w.mux.Close()
 		var rerr *Error
 		if errors.As(err, &rerr) {
 			return err
@@ -157,6 +166,7 @@ func (rt *Runtime) startWorker(ctx context.Context, first EndpointID, h Handler)
 	if rt.closed {
 		_ = w.registrar.Close()
 		w.closeServers()
+		w.mux.Close()
 		return closedError()
 	}
 	rt.worker = w
@@ -195,7 +205,9 @@ func (w *worker) bindOne(ctx context.Context, s *served, id uint64) (discovery.R
 		}
 		transports = append(transports, discovery.Transport{Kind: transportKind(srv.Name()), Address: addr})
 	}
-	return discovery.NewRecord(discoveryID(s.id), id, transports...), nil
+	rec := discovery.NewRecord(discoveryID(s.id), id, transports...)
+	rec.ResponseMux = codec.MuxVersion // requesters may offer us the multiplexed call-home
+	return rec, nil
 }
 
 func (w *worker) unbind(ep EndpointID, id uint64) {
@@ -259,6 +271,19 @@ func (s *served) Accept(req *plane.Request) error {
 	return nil
 }
 
+// callHome opens the request's response stream: on a shared mux connection when the requester
+// offered the mux, else on a connection of its own (classic).
+func (w *worker) callHome(ctx context.Context, req *plane.Request) (stream.Responder, error) {
+	if req.Control.Transport == codec.TransportTCPResponseMuxV1 {
+		info, err := req.Control.ValidateMux()
+		if err != nil {
+			return nil, err
+		}
+		return w.mux.Open(ctx, info)
+	}
+	return stream.Dial(ctx, req.CallHome, w.dial)
+}
+
 // process calls home, runs the handler and ends the stream.
 func (w *worker) process(s *served, req *plane.Request) {
 	defer w.reqs.Done()
@@ -274,7 +299,7 @@ func (w *worker) process(s *served, req *plane.Request) {
 	}
 
 	dialCtx, cancelDial := context.WithCancel(w.reqCtx)
-	sender, err := stream.Dial(dialCtx, req.CallHome, w.dial)
+	sender, err := w.callHome(dialCtx, req)
 	cancelDial()
 	if err != nil {
 		s.m.Error(telemetry.ErrorResponseStream)
@@ -375,7 +400,7 @@ func (w *worker) drain(ctx context.Context) error {
 	}
 	w.cancelReqs()
 	// 5. Close the planes.
-	return errors.Join(regErr, w.closeServers())
+	return errors.Join(regErr, w.closeServers(), w.mux.Close())
 }
 
 // health reports the worker's readiness: ready when the lease is live, the worker is not

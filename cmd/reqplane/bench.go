@@ -36,7 +36,10 @@ type callHomeMode struct {
 
 func callHomeModes() []callHomeMode {
 	return []callHomeMode{
-		{name: "classic"}, // a new TCP connection from the worker per request
+		// a new TCP connection from the worker per request, as Dynamo's classic runtime
+		{name: "classic", client: []reqplane.ClientOption{reqplane.WithCallHome(reqplane.CallHomeClassic)}},
+		// persistent call-home connections shared by all streams (response mux v1)
+		{name: "mux", client: []reqplane.ClientOption{reqplane.WithCallHome(reqplane.CallHomeAuto)}},
 	}
 }
 

@@ -156,33 +156,36 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger) (err error) {
 	}
 	tw.Flush()
 
-	fmt.Fprintf(out, "\nthe same instance (%s, serving all three planes) through each plane, 50 requests each:\n", all)
+	fmt.Fprintf(out, "\nthe same instance (%s, serving all three planes) through each plane and call-home, 50 requests each:\n", all)
 	tw = tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  PLANE\tFIRST ITEM p50\tWHOLE STREAM p50")
+	fmt.Fprintln(tw, "  PLANE\tCALL-HOME\tFIRST ITEM p50\tWHOLE STREAM p50")
 	for _, p := range []string{"http", "tcp", "nats"} {
 		prt, err := newRT(p)
 		if err != nil {
 			return err
 		}
-		pc, err := prt.Endpoint(ep).Client(ctx)
-		if err != nil {
-			return err
-		}
-		var ttfi, total []time.Duration
-		for range 50 {
-			r, err := timedCall(ctx, pc, body, reqplane.WithInstance(all))
+		for _, mode := range []reqplane.CallHomeMode{reqplane.CallHomeAuto, reqplane.CallHomeClassic} {
+			pc, err := prt.Endpoint(ep).Client(ctx, reqplane.WithCallHome(mode))
 			if err != nil {
-				pc.Close()
-				return fmt.Errorf("%s request: %w", p, err)
+				return err
 			}
-			if r.plane != p {
-				pc.Close()
-				return fmt.Errorf("a client preferring %s was routed over %s", p, r.plane)
+			var ttfi, total []time.Duration
+			var callHome string
+			for range 50 {
+				r, err := timedCall(ctx, pc, body, reqplane.WithInstance(all))
+				if err != nil {
+					pc.Close()
+					return fmt.Errorf("%s request: %w", p, err)
+				}
+				if r.plane != p {
+					pc.Close()
+					return fmt.Errorf("a client preferring %s was routed over %s", p, r.plane)
+				}
+				ttfi, total, callHome = append(ttfi, r.ttfi), append(total, r.total), r.callHome
 			}
-			ttfi, total = append(ttfi, r.ttfi), append(total, r.total)
+			pc.Close()
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p, callHome, median(ttfi).Round(time.Microsecond), median(total).Round(time.Microsecond))
 		}
-		pc.Close()
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", p, median(ttfi).Round(time.Microsecond), median(total).Round(time.Microsecond))
 	}
 	tw.Flush()
 
@@ -277,6 +280,7 @@ func hasLabel(m *dto.Metric, name, value string) bool {
 type callResult struct {
 	instance    reqplane.InstanceID
 	plane       string
+	callHome    string
 	items       []string
 	ttfi, total time.Duration
 }
@@ -288,7 +292,7 @@ func timedCall(ctx context.Context, c *reqplane.Client, body []byte, opts ...req
 	if err != nil {
 		return callResult{}, err
 	}
-	r := callResult{instance: s.Instance(), plane: s.Plane()}
+	r := callResult{instance: s.Instance(), plane: s.Plane(), callHome: s.CallHome()}
 	for item, err := range s.All() {
 		if err != nil {
 			return r, err
