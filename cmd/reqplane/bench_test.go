@@ -60,10 +60,10 @@ func TestBenchSmoke(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &rows); err != nil {
 		t.Fatalf("stdout is not a JSON array: %v\n%s", err, stdout)
 	}
-	if len(rows) != 2 {
-		t.Fatalf("%d rows, want grpc and tcp/classic:\n%s", len(rows), stdout)
+	want := [][2]string{{"grpc", "n/a"}, {"tcp", "classic"}, {"tcp", "mux"}}
+	if len(rows) != len(want) {
+		t.Fatalf("%d rows, want %v:\n%s", len(rows), want, stdout)
 	}
-	want := [][2]string{{"grpc", "n/a"}, {"tcp", "classic"}}
 	for i, r := range rows {
 		if r["plane"] != want[i][0] || r["call_home"] != want[i][1] {
 			t.Errorf("row %d is %v/%v, want %v", i, r["plane"], r["call_home"], want[i])
