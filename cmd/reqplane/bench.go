@@ -68,6 +68,8 @@ type benchOptions struct {
 	json             bool
 	plot             string
 	cpuprofile       string
+	inflight         int
+	inflightHold     time.Duration
 }
 
 func newBenchCmdWith(e env, self func() (selfExec, error)) *cobra.Command {
@@ -114,6 +116,8 @@ child process is stopped and waited for at the end, on error and on SIGINT.`,
 	f.BoolVar(&o.json, "json", false, "print the rows as a JSON array instead of the table")
 	f.StringVar(&o.plot, "plot", "", "write a PNG chart of the load-phase latency distributions to this file")
 	f.StringVar(&o.cpuprofile, "cpuprofile", "", "write a pprof CPU profile of this (client) process over the measured phases")
+	f.IntVar(&o.inflight, "inflight", 0, "after the phases, hold this many streams open at once on every mux row and report the client's memory per stream (0: skip)")
+	f.DurationVar(&o.inflightHold, "inflight-hold", 5*time.Second, "how long each worker holds an in-flight stream open after its first item")
 	cmd.AddCommand(newBenchGRPCServerCmd(e))
 	return cmd
 }
@@ -184,6 +188,9 @@ func runBench(ctx context.Context, e env, x selfExec, o benchOptions) (err error
 	// Every phase of every row is bounded by its duration plus the requests in flight at its end
 	// (each bounded by its own timeout); the whole run by this.
 	budget := benchStartTimeout + time.Duration(rowCount)*(o.warmup+3*o.duration+30*time.Second)
+	if o.inflight > 0 {
+		budget += time.Duration(len(planes)) * (o.inflightHold + inflightSlack)
+	}
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -303,6 +310,11 @@ func runBench(ctx context.Context, e env, x selfExec, o benchOptions) (err error
 	if err != nil {
 		return err
 	}
+	if o.inflight > 0 {
+		if err := runInflight(ctx, e, o, targets, rows); err != nil {
+			return err
+		}
+	}
 
 	if o.plot != "" {
 		if err := writePlot(o.plot, rows, o.concurrency); err != nil {
@@ -317,9 +329,43 @@ func runBench(ctx context.Context, e env, x selfExec, o benchOptions) (err error
 	}
 	fmt.Fprintf(e.stdout, "\nCPU: client = this process (with the embedded etcd and NATS broker), worker = the serving process; per 100k requests of the load phase.\n")
 	for _, r := range rows {
+		if r.Inflight > 0 {
+			fmt.Fprintf(e.stdout, "%s: %d streams in flight at once, %d completed; client memory %.1f KiB per open stream\n",
+				r.Name(), r.Inflight, r.InflightCompleted, r.RSSBytesPerStream/1024)
+		}
+	}
+	for _, r := range rows {
 		if r.Errors > 0 {
 			fmt.Fprintf(e.stdout, "%s: %d failed requests, the first: %s\n", r.Name(), r.Errors, r.FirstError)
 		}
+	}
+	return nil
+}
+
+// inflightSlack bounds, beyond the hold, how long opening and closing the in-flight streams of one
+// row may take.
+const inflightSlack = 90 * time.Second
+
+// runInflight holds o.inflight streams open at once on every multiplexed row (a classic row would
+// need a connection, two file descriptors, per stream) and records what it cost the client.
+func runInflight(ctx context.Context, e env, o benchOptions, targets []bench.Target, rows []bench.Row) error {
+	for i, t := range targets {
+		if t.CallHome != "mux" {
+			continue
+		}
+		fmt.Fprintf(e.stderr, "\rinflight %s: %d streams ...", rows[i].Name(), o.inflight)
+		rctx, cancel := context.WithTimeout(ctx, o.inflightHold+inflightSlack)
+		res, err := bench.Inflight(rctx, t.Call, o.inflight, o.inflightHold)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("bench: %d streams in flight on %s: %w (%d completed, first error: %s)", o.inflight, rows[i].Name(), err, res.Completed, res.FirstError)
+		}
+		rows[i].Inflight, rows[i].InflightCompleted, rows[i].RSSBytesPerStream = res.Streams, res.Completed, res.RSSPerStream
+		rows[i].Errors += res.Failed
+		if rows[i].FirstError == "" {
+			rows[i].FirstError = res.FirstError
+		}
+		fmt.Fprintf(e.stderr, " %d completed in %s\n", res.Completed, res.AllOpen.Round(time.Millisecond))
 	}
 	return nil
 }

@@ -50,7 +50,8 @@ func TestBenchSmoke(t *testing.T) {
 	e, stdout, stderr := testEnv(nil)
 	plot := filepath.Join(t.TempDir(), "latency.png")
 	cmd := newBenchCmdWith(e, func() (selfExec, error) { return self, nil })
-	cmd.SetArgs([]string{"--duration", "200ms", "--warmup", "100ms", "--concurrency", "4", "--planes", "tcp", "--json", "--plot", plot})
+	cmd.SetArgs([]string{"--duration", "200ms", "--warmup", "100ms", "--concurrency", "4", "--planes", "tcp", "--json", "--plot", plot,
+		"--inflight", "50", "--inflight-hold", "200ms"})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if err := cmd.ExecuteContext(ctx); err != nil {
@@ -74,6 +75,9 @@ func TestBenchSmoke(t *testing.T) {
 			if !ok || v <= 0 {
 				t.Errorf("row %d: %s = %v, want a positive number", i, k, r[k])
 			}
+		}
+		if wantInflight := want[i][1] == "mux"; wantInflight != (r["inflight_completed"] == 50.0) {
+			t.Errorf("row %d: inflight_completed = %v (want 50 on mux rows only)", i, r["inflight_completed"])
 		}
 		if r["errors"] != 0.0 {
 			t.Errorf("row %d: %v errors: %v", i, r["errors"], r["first_error"])

@@ -40,6 +40,11 @@ type Row struct {
 	Errors   int `json:"errors"`
 	// FirstError is the text of the first failure, if any.
 	FirstError string `json:"first_error,omitempty"`
+	// The in-flight phase (--inflight N, multiplexed call-home rows): N streams held open at
+	// once, how many completed, and the client's resident memory per open stream.
+	Inflight          int     `json:"inflight,omitempty"`
+	InflightCompleted int     `json:"inflight_completed,omitempty"`
+	RSSBytesPerStream float64 `json:"rss_bytes_per_stream,omitempty"`
 
 	// LoadLatencies are the load phase's latencies, for the chart.
 	LoadLatencies []time.Duration `json:"-"`

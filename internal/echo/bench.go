@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"time"
 
 	"github.com/reqplane/reqplane"
 )
@@ -18,14 +19,20 @@ const (
 
 // ErrBadBenchRequest is the bench engine's answer to a body that is not {"items":N,"size":S}
 // within its bounds.
-var ErrBadBenchRequest = errors.New(`request body must be a JSON object {"items":N,"size":S} with 0 <= N <= 1000000 and 0 <= S <= 1048576`)
+var ErrBadBenchRequest = errors.New(`request body must be a JSON object {"items":N,"size":S} with 0 <= N <= 1000000, 0 <= S <= 1048576 and an optional hold_ms up to 60000`)
 
 // BenchRequest is the bench engine's request body. Unknown fields are ignored, so a requester can
 // pad the body to the size it wants to measure.
 type BenchRequest struct {
 	Items int `json:"items"`
 	Size  int `json:"size"`
+	// HoldMS keeps the stream open that long after its first item, so that a benchmark can hold
+	// many streams in flight at once.
+	HoldMS int `json:"hold_ms,omitempty"`
 }
+
+// MaxBenchHold bounds hold_ms.
+const MaxBenchHold = time.Minute
 
 // ParseBenchRequest decodes and checks a bench request body.
 func ParseBenchRequest(body []byte) (BenchRequest, error) {
@@ -33,7 +40,8 @@ func ParseBenchRequest(body []byte) (BenchRequest, error) {
 	if err := json.Unmarshal(body, &r); err != nil {
 		return BenchRequest{}, ErrBadBenchRequest
 	}
-	if r.Items < 0 || r.Items > MaxBenchItems || r.Size < 0 || r.Size > MaxBenchItemSize {
+	if r.Items < 0 || r.Items > MaxBenchItems || r.Size < 0 || r.Size > MaxBenchItemSize ||
+		r.HoldMS < 0 || time.Duration(r.HoldMS)*time.Millisecond > MaxBenchHold {
 		return BenchRequest{}, ErrBadBenchRequest
 	}
 	return r, nil
@@ -58,6 +66,15 @@ func benchGenerate(ctx context.Context, req *reqplane.Request, out *reqplane.Res
 		buf = AppendBenchItem(buf[:0], i, r.Size)
 		if err := out.Send(buf); err != nil {
 			return err
+		}
+		if i == 0 && r.HoldMS > 0 {
+			t := time.NewTimer(time.Duration(r.HoldMS) * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return context.Cause(ctx)
+			case <-t.C:
+			}
 		}
 	}
 	return nil
