@@ -2,7 +2,6 @@ package reqplane
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -418,7 +417,7 @@ func (s *ResponseStream) Recv() ([]byte, error) {
 		}
 		s.items++
 		return item, nil
-	case errors.Is(err, io.EOF):
+	case err == io.EOF: // exactly: failures may wrap an unexpected EOF
 		s.Close()
 		return nil, io.EOF
 	case s.ctx.Err() != nil:
@@ -450,7 +449,7 @@ func (s *ResponseStream) All() iter.Seq2[[]byte, error] {
 		defer s.Close()
 		for {
 			item, err := s.Recv()
-			if errors.Is(err, io.EOF) {
+			if err == io.EOF {
 				return
 			}
 			if !yield(item, err) || err != nil {

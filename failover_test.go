@@ -174,7 +174,7 @@ func TestNoRetryAfterAck(t *testing.T) {
 	go w2.Shutdown(sctx) // the drain deadline passes: the handler is cancelled, the stream cut
 	_, err = s.Recv()
 	if !errors.Is(err, reqplane.ErrStream) {
-		t.Fatalf("broken stream: %v", err)
+		t.Fatalf("broken stream (%s call-home): %#v", s.CallHome(), err)
 	}
 	if calls.Load() != 2 {
 		t.Fatalf("handler calls %d, want 2 (no retry)", calls.Load())

@@ -275,11 +275,7 @@ func (s *served) Accept(req *plane.Request) error {
 // offered the mux, else on a connection of its own (classic).
 func (w *worker) callHome(ctx context.Context, req *plane.Request) (stream.Responder, error) {
 	if req.Control.Transport == codec.TransportTCPResponseMuxV1 {
-		info, err := req.Control.ValidateMux()
-		if err != nil {
-			return nil, err
-		}
-		return w.mux.Open(ctx, info)
+		return w.mux.Open(ctx, req.Mux) // validated by plane.Decode
 	}
 	return stream.Dial(ctx, req.CallHome, w.dial)
 }

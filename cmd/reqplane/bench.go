@@ -381,7 +381,7 @@ func reqplaneCall(client *reqplane.Client) bench.CallFunc {
 		n := 0
 		for {
 			_, err := s.Recv()
-			if errors.Is(err, io.EOF) {
+			if err == io.EOF {
 				return n, nil
 			}
 			if err != nil {

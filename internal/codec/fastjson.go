@@ -356,3 +356,82 @@ func parseCallHomeFast(b []byte) (info CallHomeInfo, ok bool) {
 	}
 	return info, true
 }
+
+// u32 reads a non-negative integer without sign, fraction, exponent or leading zeros that fits
+// a uint32; anything else gives up (encoding/json decides).
+func (s *fastScanner) u32() (uint32, bool) {
+	start, v := s.i, uint64(0)
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		v = v*10 + uint64(s.b[s.i]-'0')
+		if v > 1<<32-1 {
+			return 0, false
+		}
+		s.i++
+	}
+	n := s.i - start
+	if n == 0 || n > 1 && s.b[start] == '0' {
+		return 0, false
+	}
+	if s.i < len(s.b) {
+		if c := s.b[s.i]; c == '.' || c == 'e' || c == 'E' {
+			return 0, false
+		}
+	}
+	return uint32(v), true
+}
+
+// parseMuxCallHomeFast decodes the mux call-home document without reflection; ok=false means
+// "ask encoding/json" (which also words every error).
+func parseMuxCallHomeFast(b []byte) (info MuxCallHomeInfo, ok bool) {
+	s := fastScanner{b: b}
+	if !s.open() {
+		return MuxCallHomeInfo{}, false
+	}
+	var seen uint8
+	for first := true; ; first = false {
+		key, end, ok := s.member(first)
+		if !ok {
+			return MuxCallHomeInfo{}, false
+		}
+		if end {
+			break
+		}
+		switch string(key) {
+		case "address":
+			info.Address, ok = s.str()
+			seen |= 1
+		case "frontend_server_id", "stream_id":
+			var v string
+			if v, ok = s.str(); ok {
+				dst := &info.FrontendServerID
+				if string(key) == "stream_id" {
+					dst = &info.StreamID
+					seen |= 4
+				} else {
+					seen |= 2
+				}
+				*dst, ok = parseUUIDFast(v)
+			}
+		case "context":
+			info.Context, ok = s.str()
+			seen |= 8
+		case "version":
+			info.Version, ok = s.u32()
+			seen |= 16
+		default:
+			ok = !foldsToAny(key, "address", "frontend_server_id", "stream_id", "context", "version") && s.skip()
+		}
+		if !ok {
+			return MuxCallHomeInfo{}, false
+		}
+	}
+	if seen != 31 || !s.end() {
+		return MuxCallHomeInfo{}, false
+	}
+	return info, true
+}
+
+func parseUUIDFast(s string) (UUID, bool) {
+	u, err := ParseUUID(s)
+	return u, err == nil
+}

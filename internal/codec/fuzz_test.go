@@ -494,6 +494,8 @@ func FuzzFastPathAgrees(f *testing.F) {
 	f.Add([]byte(`{"address":"10.0.0.5:41235","subject":"s","context":"c","stream_type":"response","x":[1,{"a":null}]}`))
 	f.Add([]byte(`{"ID":"a","id":"b","request_type":"single_in","response_type":"many_out","connection_info":{"transport":"t","info":"i","x":-1.5e3},"payload_codec":"json"}`))
 	f.Add([]byte(`{"id":"a","request_type":"x","response_type":"y","connection_info":{"transport":"t","info":"\ud83d\ude00\ud800"},"k":"\u017f"}`))
+	f.Add([]byte(`{"address":"127.0.0.1:1","frontend_server_id":"0b7e4c1a-2f3d-4e5f-8a9b-c0d1e2f3a4b5","stream_id":"3f0c9a52-8d1e-4b7a-9c21-5e6f7a8b9c0d","context":"c","version":1}`))
+	f.Add([]byte(`{"address":"a","frontend_server_id":"0b7e4c1a-2f3d-4e5f-8a9b-c0d1e2f3a4b5","stream_id":"3f0c9a52-8d1e-4b7a-9c21-5e6f7a8b9c0d","context":"c","version":4294967296}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if fast, ok := parseRequestControlFast(b); ok {
 			slow, err := parseRequestControlSlow(b)
@@ -505,6 +507,12 @@ func FuzzFastPathAgrees(f *testing.F) {
 			slow, err := parseCallHomeSlow(b)
 			if err != nil || slow != fast {
 				t.Fatalf("call-home: fast %+v, encoding/json %+v %v", fast, slow, err)
+			}
+		}
+		if fast, ok := parseMuxCallHomeFast(b); ok {
+			slow, err := parseMuxCallHomeSlow(b)
+			if err != nil || slow != fast {
+				t.Fatalf("mux call-home: fast %+v, encoding/json %+v %v", fast, slow, err)
 			}
 		}
 	})

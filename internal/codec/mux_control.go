@@ -99,8 +99,15 @@ type wireMuxCallHome struct {
 // MuxCallHome parses c.Info as the mux connection info. It checks the shape (fields present,
 // ids well-formed); ValidateMux checks the values. Errors are *ControlError.
 func (c RequestControl) MuxCallHome() (MuxCallHomeInfo, error) {
+	if info, ok := parseMuxCallHomeFast([]byte(c.Info)); ok {
+		return info, nil
+	}
+	return parseMuxCallHomeSlow([]byte(c.Info))
+}
+
+func parseMuxCallHomeSlow(b []byte) (MuxCallHomeInfo, error) {
 	var w wireMuxCallHome
-	if ce := unmarshal(objMuxCallHome, []byte(c.Info), &w); ce != nil {
+	if ce := unmarshal(objMuxCallHome, b, &w); ce != nil {
 		return MuxCallHomeInfo{}, ce
 	}
 	var missing string

@@ -15,8 +15,12 @@ type Request struct {
 	Endpoint Endpoint
 	Control  codec.RequestControl
 	CallHome codec.CallHomeInfo
-	Body     []byte
-	Meta     Meta
+	// Mux is the call-home info of a request that offers the multiplexed call-home
+	// (Control.Transport == codec.TransportTCPResponseMuxV1); CallHome then holds its address,
+	// context and stream id.
+	Mux  codec.MuxCallHomeInfo
+	Body []byte
+	Meta Meta
 	// Unsupported is set when the request asks for something this worker does not speak (a
 	// msgpack payload, a request stream): it is acknowledged, and the worker answers it with an
 	// error prologue carrying this error's text, as Dynamo does.
@@ -43,6 +47,14 @@ func Decode(payload []byte, max int) (*Request, error) {
 	ctl, err := codec.ParseRequestControl(f.Header)
 	if err != nil {
 		return nil, controlError(err)
+	}
+	if ctl.Transport == codec.TransportTCPResponseMuxV1 {
+		mux, err := ctl.ValidateMux()
+		if err != nil && !errors.Is(err, codec.ErrUnsupported) {
+			return nil, controlError(err)
+		}
+		info := codec.CallHomeInfo{Address: mux.Address, Context: mux.Context, StreamType: codec.StreamTypeResponse}
+		return &Request{Control: ctl, CallHome: info, Mux: mux, Body: f.Data, Unsupported: err}, nil
 	}
 	info, err := ctl.Validate()
 	if err != nil && !errors.Is(err, codec.ErrUnsupported) {

@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"io"
 )
 
 // Code classifies a response-stream failure.
@@ -176,5 +177,10 @@ func ErrorType(err error) string {
 }
 
 func newError(code Code, text string, cause error) *Error {
+	if cause == io.EOF {
+		// A failure is never a clean end: errors.Is(err, io.EOF) must hold only for the
+		// io.EOF that Recv returns after a complete stream.
+		cause = io.ErrUnexpectedEOF
+	}
 	return &Error{Code: code, Text: text, Err: cause}
 }
