@@ -203,3 +203,45 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A record without "response_mux" (as Dynamo's workers write) is only ever offered the classic
+// call-home: Dynamo rejects the mux transport and has no fallback.
+func TestDynamoRecordGetsClassicCallHome(t *testing.T) {
+	c := startCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ep := reqplane.EndpointID{Namespace: "dynamo", Component: "legacy", Endpoint: "generate"}
+	w := newRuntime(t, c, "http", nil)
+	if err := w.Endpoint(ep).Start(ctx, echo.Handler); err != nil {
+		t.Fatal(err)
+	}
+	client, err := newRuntime(t, c, "http", nil).Endpoint(ep).Client(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.WaitForInstances(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The HTTP plane routes by endpoint name, so a second record for the same URL, written as
+	// Dynamo writes it, reaches the same worker.
+	url := client.Instances()[0].Address
+	legacy := registerDead(t, ctx, c, ep, discovery.Transport{Kind: discovery.KindHTTP, Address: url})
+	for len(client.Instances()) < 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, tc := range []struct {
+		id   reqplane.InstanceID
+		want string
+	}{{w.InstanceID(), "mux"}, {reqplane.InstanceID(legacy), "classic"}} {
+		s, err := client.Generate(ctx, []byte(`{"text":"a b"}`), reqplane.WithInstance(tc.id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.CallHome() != tc.want {
+			t.Errorf("instance %s: %s call-home, want %s", tc.id, s.CallHome(), tc.want)
+		}
+		if items, err := collect(t, s); err != nil || len(items) != 2 {
+			t.Fatalf("instance %s: %q %v", tc.id, items, err)
+		}
+	}
+}
