@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/reqplane/reqplane/internal/stream"
 )
@@ -27,15 +30,27 @@ type Request struct {
 	// Body is the request body, normally JSON. The handler owns it.
 	Body []byte
 
-	log *slog.Logger
+	// The request's logger is built on first use: most requests never log.
+	logOnce sync.Once
+	log     *slog.Logger
+	logBase *slog.Logger
+	span    trace.SpanContext
 }
 
 // Logger returns a logger whose lines carry the request's endpoint, request_id and, when
 // tracing, trace_id and span_id.
 func (r *Request) Logger() *slog.Logger {
-	if r.log == nil {
-		return slog.Default()
-	}
+	r.logOnce.Do(func() {
+		l := r.logBase
+		if l == nil {
+			l = slog.Default()
+		}
+		l = l.With("endpoint", r.Endpoint.String(), "request_id", r.RequestID)
+		if r.span.IsValid() {
+			l = l.With("trace_id", r.span.TraceID().String(), "span_id", r.span.SpanID().String())
+		}
+		r.log = l
+	})
 	return r.log
 }
 

@@ -289,9 +289,17 @@ func (w *worker) process(s *served, req *plane.Request) {
 	instance := InstanceID(req.Endpoint.InstanceID)
 	spanCtx, span := w.rt.tracer.StartHandler(context.Background(), req.Meta, s.id.String(), instance.String(), req.Plane, req.Control.ID)
 	defer span.End()
-	log := w.log.With("endpoint", s.id.String(), "request_id", req.Meta.RequestID)
-	if sc := span.SpanContext(); sc.IsValid() {
-		log = log.With("trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
+	r := &Request{
+		ID:          req.Control.ID,
+		RequestID:   req.Meta.RequestID,
+		TraceParent: req.Meta.TraceParent,
+		TraceState:  req.Meta.TraceState,
+		Endpoint:    s.id,
+		Instance:    instance,
+		Plane:       req.Plane,
+		Body:        req.Body,
+		logBase:     w.log,
+		span:        span.SpanContext(),
 	}
 
 	dialCtx, cancelDial := context.WithCancel(w.reqCtx)
@@ -300,7 +308,7 @@ func (w *worker) process(s *served, req *plane.Request) {
 	if err != nil {
 		s.m.Error(telemetry.ErrorResponseStream)
 		telemetry.Fail(span, err)
-		log.Warn("cannot call the requester home", "address", req.CallHome.Address, "err", err)
+		r.Logger().Warn("cannot call the requester home", "address", req.CallHome.Address, "err", err)
 		return
 	}
 	defer sender.Close()
@@ -311,17 +319,6 @@ func (w *worker) process(s *served, req *plane.Request) {
 	stop := context.AfterFunc(w.reqCtx, cancel) // past the drain deadline
 	defer stop()
 
-	r := &Request{
-		ID:          req.Control.ID,
-		RequestID:   req.Meta.RequestID,
-		TraceParent: req.Meta.TraceParent,
-		TraceState:  req.Meta.TraceState,
-		Endpoint:    s.id,
-		Instance:    instance,
-		Plane:       req.Plane,
-		Body:        req.Body,
-		log:         log,
-	}
 	out := &Responder{s: sender}
 	var herr error
 	if req.Unsupported != nil {
@@ -331,7 +328,7 @@ func (w *worker) process(s *served, req *plane.Request) {
 	}
 	if herr != nil && !errors.Is(herr, ErrStopped) && ctx.Err() == nil {
 		telemetry.Fail(span, herr)
-		log.Debug("handler failed", "err", herr)
+		r.Logger().Debug("handler failed", "err", herr)
 	}
 	if w.reqCtx.Err() != nil {
 		// Cancelled past the drain deadline: cut the stream rather than end it as if complete;
@@ -342,7 +339,7 @@ func (w *worker) process(s *served, req *plane.Request) {
 	ferr := out.finish(herr)
 	if ferr != nil && ctx.Err() == nil {
 		telemetry.Fail(span, ferr)
-		log.Debug("ending the response stream", "err", ferr)
+		r.Logger().Debug("ending the response stream", "err", ferr)
 	}
 	s.m.ResponseBytes(out.bytes)
 	if out.errType != "" {
