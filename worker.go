@@ -98,16 +98,17 @@ type worker struct {
 
 // served is one endpoint of the worker; it admits the planes' requests.
 type served struct {
-	w  *worker
-	id EndpointID
-	h  Handler
-	m  *telemetry.EndpointMetrics
+	w    *worker
+	id   EndpointID
+	name string // id.String(), made once
+	h    Handler
+	m    *telemetry.EndpointMetrics
 
 	registered bool // its record is in etcd (guarded by w.mu)
 }
 
 func (w *worker) newServed(id EndpointID, h Handler) *served {
-	return &served{w: w, id: id, h: h, m: w.rt.metrics.Endpoint(id.Namespace, id.Component, id.Endpoint)}
+	return &served{w: w, id: id, name: id.String(), h: h, m: w.rt.metrics.Endpoint(id.Namespace, id.Component, id.Endpoint)}
 }
 
 // startWorker starts the planes and registers the first endpoint under a new lease.
@@ -287,7 +288,7 @@ func (w *worker) process(s *served, req *plane.Request) {
 	start := s.m.Begin(len(req.Body))
 	defer s.m.End(start)
 	instance := InstanceID(req.Endpoint.InstanceID)
-	spanCtx, span := w.rt.tracer.StartHandler(context.Background(), req.Meta, s.id.String(), instance.String(), req.Plane, req.Control.ID)
+	spanCtx, span := w.rt.tracer.StartHandler(context.Background(), req.Meta, s.name, instance.String(), req.Plane, req.Control.ID)
 	defer span.End()
 	r := &Request{
 		ID:          req.Control.ID,

@@ -52,6 +52,8 @@ const InstrumentationName = "github.com/reqplane/reqplane"
 type Tracer struct {
 	tr   trace.Tracer
 	prop propagation.TraceContext
+	// The span kinds, made once: an option boxed per call is an allocation per request.
+	client, server trace.SpanStartOption
 }
 
 // NewTracer returns a Tracer on tp; nil means tracing off (no-op spans, which still pass an
@@ -60,13 +62,17 @@ func NewTracer(tp trace.TracerProvider) *Tracer {
 	if tp == nil {
 		tp = noop.NewTracerProvider()
 	}
-	return &Tracer{tr: tp.Tracer(InstrumentationName)}
+	return &Tracer{
+		tr:     tp.Tracer(InstrumentationName),
+		client: trace.WithSpanKind(trace.SpanKindClient),
+		server: trace.WithSpanKind(trace.SpanKindServer),
+	}
 }
 
 // StartClient starts the span of one call by a client. The span ends when the response stream
 // ends (or the call fails).
 func (t *Tracer) StartClient(ctx context.Context, endpoint, mode, contextID, requestID string) (context.Context, trace.Span) {
-	ctx, span := t.tr.Start(ctx, SpanClient, trace.WithSpanKind(trace.SpanKindClient))
+	ctx, span := t.tr.Start(ctx, SpanClient, t.client)
 	if span.IsRecording() {
 		span.SetAttributes(
 			AttrEndpoint.String(endpoint),
@@ -84,7 +90,7 @@ func (t *Tracer) StartHandler(ctx context.Context, meta plane.Meta, endpoint, in
 	if meta.TraceParent != "" {
 		ctx = t.prop.Extract(ctx, metaCarrier{m: &meta})
 	}
-	ctx, span := t.tr.Start(ctx, SpanHandler, trace.WithSpanKind(trace.SpanKindServer))
+	ctx, span := t.tr.Start(ctx, SpanHandler, t.server)
 	if span.IsRecording() {
 		span.SetAttributes(
 			AttrEndpoint.String(endpoint),
