@@ -212,15 +212,18 @@ func TestRedactURL(t *testing.T) {
 	}
 }
 
-// TestEveryVariableDocumented keeps docs/configuration.md complete as variables are added.
+// TestEveryVariableDocumented keeps docs/configuration.md and the table of docs/usage.md complete
+// as variables are added.
 func TestEveryVariableDocumented(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "configuration.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range allNames {
-		if !bytes.Contains(doc, []byte("`"+name+"`")) {
-			t.Errorf("docs/configuration.md does not document %s", name)
+	for _, file := range []string{"configuration.md", "usage.md"} {
+		doc, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range allNames {
+			if !bytes.Contains(doc, []byte("`"+name+"`")) {
+				t.Errorf("docs/%s does not document %s", file, name)
+			}
 		}
 	}
 }
