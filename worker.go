@@ -92,6 +92,11 @@ type worker struct {
 	reqCtx     context.Context // parent of every handler's context
 	cancelReqs context.CancelFunc
 
+	// Request goroutines are reused: a fresh goroutine grows its stack on every request, which
+	// costs more than the request's own work. Idle runners wait on work for a while.
+	work    chan job
+	runners sync.WaitGroup
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -135,6 +140,7 @@ func (rt *Runtime) startWorker(ctx context.Context, first EndpointID, h Handler)
 	})
 	w.endpoints[first] = w.newServed(first, h)
 	w.reqCtx, w.cancelReqs = context.WithCancel(context.Background())
+	w.work = make(chan job)
 	for _, p := range rt.cfg.RequestPlanes {
 		s, err := newPlaneServer(rt.cfg, string(p), rt.log, rt.metrics.ObserveIngress)
 		if err == nil {
@@ -268,8 +274,42 @@ func (s *served) Accept(req *plane.Request) error {
 	}
 	w.reqs.Add(1)
 	w.mu.RUnlock()
-	go w.process(s, req)
+	select {
+	case w.work <- job{s, req}: // an idle runner takes it
+	default:
+		w.runners.Add(1)
+		go w.run(job{s, req})
+	}
 	return nil
+}
+
+// job is one admitted request.
+type job struct {
+	s   *served
+	req *plane.Request
+}
+
+// runnerIdle is how long a request goroutine waits for another request before it exits.
+const runnerIdle = 10 * time.Second
+
+// run processes j, then the requests handed to it while it is idle, until it has been idle for
+// runnerIdle or the worker shuts down.
+func (w *worker) run(j job) {
+	defer w.runners.Done()
+	idle := time.NewTimer(runnerIdle)
+	defer idle.Stop()
+	for {
+		w.process(j.s, j.req)
+		j = job{} // an idle runner holds on to no request
+		idle.Reset(runnerIdle)
+		select {
+		case j = <-w.work:
+		case <-idle.C:
+			return
+		case <-w.reqCtx.Done():
+			return
+		}
+	}
 }
 
 // callHome opens the request's response stream: on a shared mux connection when the requester
@@ -393,6 +433,7 @@ func (w *worker) drain(ctx context.Context) error {
 		<-done // handlers see their context end; streams are closed as they return
 	}
 	w.cancelReqs()
+	w.runners.Wait() // idle runners leave with reqCtx
 	// 5. Close the planes.
 	return errors.Join(regErr, w.closeServers(), w.mux.Close())
 }
