@@ -343,9 +343,8 @@ func (w *worker) process(s *served, req *plane.Request) {
 		span:        span.SpanContext(),
 	}
 
-	dialCtx, cancelDial := context.WithCancel(w.reqCtx)
-	sender, err := w.callHome(dialCtx, req)
-	cancelDial()
+	// The dial is bounded by its connect timeout, and by the worker's shutdown.
+	sender, err := w.callHome(w.reqCtx, req)
 	if err != nil {
 		s.m.Error(telemetry.ErrorResponseStream)
 		telemetry.Fail(span, err)
