@@ -23,10 +23,6 @@ die() { echo "FAIL - $*"; echo "--- logs"; tail -n 20 "$work"/*.log || true; exi
 go build -o "$work/reqplane" ./cmd/reqplane
 rp() { "$work/reqplane" "$@"; }
 
-# Ports: a random base in a high range, so that parallel runs rarely collide.
-base=$((20000 + RANDOM % 20000))
-export ETCD_ENDPOINTS="http://127.0.0.1:$base"
-export NATS_SERVER="nats://127.0.0.1:$((base + 2))"
 export ETCD_LEASE_TTL=3
 export DYN_HTTP_RPC_HOST=127.0.0.1 DYN_HTTP_RPC_PORT=0
 export DYN_TCP_RPC_HOST=127.0.0.1 DYN_TCP_RPC_PORT=0
@@ -42,16 +38,47 @@ wait_for() {
 		sleep 0.1
 	done
 }
+# wait_alive SECONDS PID COMMAND...: wait_for, giving up at once when process PID has exited.
+wait_alive() {
+	local deadline=$((SECONDS + $1)) pid=$2; shift 2
+	until "$@" >/dev/null 2>&1; do
+		kill -0 "$pid" 2>/dev/null || return 1
+		[ "$SECONDS" -lt "$deadline" ] || return 1
+		sleep 0.1
+	done
+}
 count_instances() { rp ls "$EP" 2>/dev/null | tail -n +2 | grep -c . || true; }
 has_instances() { [ "$(count_instances)" -eq "$1" ]; }
 
-"$work/reqplane" etcd --data-dir "$work/etcd" --listen-client-urls "$ETCD_ENDPOINTS" \
-	--listen-peer-urls "http://127.0.0.1:$((base + 1))" >"$work/etcd.log" 2>&1 &
-pids+=($!)
-wait_for 20 rp ls || die "etcd did not come up"
-"$work/reqplane" nats --addr "127.0.0.1:$((base + 2))" --store-dir "$work/nats" >"$work/nats.log" 2>&1 &
-pids+=($!)
-wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$((base + 2))" || die "nats did not come up"
+# start_services starts etcd and NATS on a random base port below the ephemeral range
+# (32768+), trying other ports when one is taken; it sets ETCD_ENDPOINTS and NATS_SERVER.
+start_services() {
+	local attempt etcd_pid nats_pid
+	for attempt in 1 2 3 4 5; do
+		base=$((10000 + RANDOM % 20000))
+		export ETCD_ENDPOINTS="http://127.0.0.1:$base"
+		export NATS_SERVER="nats://127.0.0.1:$((base + 2))"
+		rm -rf "$work/etcd" "$work/nats"
+		"$work/reqplane" etcd --data-dir "$work/etcd" --listen-client-urls "$ETCD_ENDPOINTS" \
+			--listen-peer-urls "http://127.0.0.1:$((base + 1))" >"$work/etcd.log" 2>&1 &
+		etcd_pid=$!
+		if wait_alive 20 "$etcd_pid" rp ls; then
+			"$work/reqplane" nats --addr "127.0.0.1:$((base + 2))" --store-dir "$work/nats" >"$work/nats.log" 2>&1 &
+			nats_pid=$!
+			if wait_alive 20 "$nats_pid" grep -q "NATS is serving clients at $NATS_SERVER" "$work/nats.log"; then
+				pids+=("$etcd_pid" "$nats_pid")
+				return 0
+			fi
+			kill -9 "$nats_pid" 2>/dev/null || true
+			wait "$nats_pid" 2>/dev/null || true
+		fi
+		kill -9 "$etcd_pid" 2>/dev/null || true
+		wait "$etcd_pid" 2>/dev/null || true
+		echo "     ports from $base are taken (attempt $attempt): $(tail -n 1 "$work/etcd.log" "$work/nats.log" 2>/dev/null | tr '\n' ' ')"
+	done
+	return 1
+}
+start_services || die "etcd and NATS did not come up"
 
 declare -A worker_pid
 start_worker() { # name planes
