@@ -13,6 +13,7 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM PIPE # so that EXIT's cleanup runs on these too
 
 passed=0
 failed=0
