@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/reqplane/reqplane/internal/accept"
 	"github.com/reqplane/reqplane/internal/codec"
 )
 
@@ -291,26 +292,11 @@ func (s *Server) claim(subject string, c net.Conn) *Stream {
 
 func (s *Server) acceptLoop(ln net.Listener) {
 	defer s.wg.Done()
-	var delay time.Duration
 	for {
-		c, err := ln.Accept()
+		c, err := accept.Next(ln, s.done, s.opts.Logger, "call-home")
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Resource exhaustion (EMFILE, ...) passes: back off instead of spinning.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.opts.Logger.Warn("call-home accept failed", "error", err, "retry_in", delay)
-			t := time.NewTimer(delay)
-			select {
-			case <-s.done:
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			continue
+			return
 		}
-		delay = 0
 		s.mu.Lock()
 		if s.state != stateStarted {
 			s.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/reqplane/reqplane/internal/accept"
 	"github.com/reqplane/reqplane/internal/codec"
 	"github.com/reqplane/reqplane/internal/plane"
 )
@@ -38,8 +39,6 @@ const (
 	// destroy the reply) while the peer is still sending.
 	lingerTimeout = time.Second
 	lingerBytes   = 256 << 10
-	// maxAcceptDelay caps the back-off after a temporary Accept failure (e.g. EMFILE).
-	maxAcceptDelay = time.Second
 )
 
 // Server lifecycle errors.
@@ -263,26 +262,11 @@ func (s *Server) Close() error {
 
 func (s *Server) acceptLoop(ln net.Listener) {
 	defer s.wg.Done()
-	var delay time.Duration
 	for {
-		c, err := ln.Accept()
+		c, err := accept.Next(ln, s.done, s.log, "tcp request plane:")
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Anything else (EMFILE, ECONNABORTED) is transient: back off like net/http does.
-			delay = min(max(2*delay, 5*time.Millisecond), maxAcceptDelay)
-			s.log.Warn("tcp request plane: accept failed; retrying", "err", err, "delay", delay)
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-s.done:
-				t.Stop()
-				return
-			}
-			continue
+			return
 		}
-		delay = 0
 		if !s.track(c) {
 			_ = c.Close()
 			return
