@@ -3,6 +3,8 @@ package plane
 import (
 	"errors"
 	"fmt"
+
+	"github.com/reqplane/reqplane/internal/codec"
 )
 
 // Code classifies a request-plane failure.
@@ -49,7 +51,7 @@ const (
 	TextOverloaded       = "Server overloaded: in-flight request limit reached"
 	TextDraining         = "Server unavailable: endpoint is draining"
 	// TextNotHeaderAndData is the refusal of a frame that lacks a header or a body.
-	TextNotHeaderAndData = "Two Part Codec Error: Invalid message: Unexpected message from work queue; unable extract a TwoPartMessage with a header and data"
+	TextNotHeaderAndData = "Two Part Codec Error: Invalid message: " + codec.DetailNotRequest
 )
 
 // Error is the one error type of the request planes. Compare with errors.Is against the
