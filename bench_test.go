@@ -2,6 +2,7 @@ package reqplane_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -47,25 +48,47 @@ func BenchmarkGenerate(b *testing.B) {
 			b.Run(planeName+"/"+mode.name, func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					s, err := client.Generate(ctx, body)
-					if err != nil {
+					if err := generateOnce(ctx, client, body); err != nil {
 						b.Fatal(err)
 					}
-					n := 0
-					for _, err := range s.All() {
-						if err != nil {
-							b.Fatal(err)
-						}
-						n++
-					}
-					if n != 10 {
-						b.Fatalf("%d items", n)
-					}
 				}
+			})
+			// The load shape of `reqplane bench`: 64 requests in flight, so batching on every
+			// connection shows, and a profile covers client and worker together.
+			b.Run(planeName+"/"+mode.name+"/parallel64", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetParallelism(32) // 2 × 32 on the CI's two cores; more elsewhere
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := generateOnce(ctx, client, body); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
 			})
 			client.Close()
 		}
 		rt.Close()
 		worker.Close()
 	}
+}
+
+// generateOnce sends one request and checks that its 10 items come back.
+func generateOnce(ctx context.Context, client *reqplane.Client, body []byte) error {
+	s, err := client.Generate(ctx, body)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, err := range s.All() {
+		if err != nil {
+			return err
+		}
+		n++
+	}
+	if n != 10 {
+		return fmt.Errorf("%d items, want 10", n)
+	}
+	return nil
 }

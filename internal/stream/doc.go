@@ -11,8 +11,9 @@
 //     Stop asks the worker to finish gracefully; Close kills the stream.
 //   - Worker side: Dial connects to the address in the request's call-home info, sends the
 //     handshake and returns a Sender, which writes the prologue, one frame per item, the final
-//     marker and the sentinel, and turns the requester's "stop" and "kill" into the
-//     cancellation of its Context.
+//     marker and the sentinel (frames queued while a write is under way leave together, in
+//     one write), and turns the requester's "stop" and "kill" into the cancellation of its
+//     Context.
 //
 // The response mux (spec §13, transport "tcp_response_mux_v1", docs/protocol.md §8) carries
 // many streams on a few persistent connections: the same Server accepts mux connections

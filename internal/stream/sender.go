@@ -24,6 +24,14 @@ const (
 // large item is dropped afterwards.
 const maxRetainBuffer = 1 << 20
 
+// maxPending bounds the frames a Sender queues ahead of its socket: Send blocks beyond it, which
+// is the backpressure of a requester that does not read.
+const maxPending = 256 << 10
+
+// closeFlushTimeout bounds how long Close writes the frames still queued before it cuts the
+// connection.
+const closeFlushTimeout = time.Second
+
 // DialOptions configure Dial. Zero fields take the documented defaults.
 type DialOptions struct {
 	// ConnectTimeout bounds dialing and writing the handshake (DYN_TCP_CONNECT_TIMEOUT).
@@ -59,10 +67,13 @@ func (o DialOptions) withDefaults() DialOptions {
 type halfCloser interface{ CloseWrite() error }
 
 // Sender is the worker's end of one response stream. The handler writes, in order, the
-// prologue (Prologue), the items (Send) and the end (Finish), from one goroutine or several
-// (writes are serialised, one Write per frame). Meanwhile a goroutine owned by the Sender
-// reads the requester's control messages: "stop" and "kill" cancel Context, "kill" also
-// aborts writing. Close aborts the stream; after Finish or Close no goroutine remains.
+// prologue (Prologue), the items (Send) and the end (Finish), from one goroutine or several.
+// Frames are queued and written behind the handler by a flusher goroutine that lives while
+// there is something to write, so a burst of items leaves in one Write instead of one each
+// (the requester then reads it with one read, too); an item queued while the socket is idle
+// leaves at once. Meanwhile a goroutine owned by the Sender reads the requester's control
+// messages: "stop" and "kill" cancel Context, "kill" also aborts writing. Close aborts the
+// stream; after Finish or Close no goroutine remains.
 type Sender struct {
 	conn          net.Conn
 	info          codec.CallHomeInfo
@@ -80,8 +91,13 @@ type Sender struct {
 	closeOnce  sync.Once
 
 	wmu          sync.Mutex
-	item         []byte // reused item JSON
-	frame        []byte // reused frame
+	wcond        sync.Cond // on wmu: a flush ended
+	item         []byte    // reused item JSON
+	pending      []byte    // frames queued for the flusher
+	spare        []byte    // the buffer last written, reused as the next queue
+	flushing     bool      // a flusher goroutine owns the socket's write side
+	flushers     sync.WaitGroup
+	closed       bool // Close ran: no flusher starts any more
 	prologueSent bool
 	errPrologue  bool
 	finished     bool
@@ -120,7 +136,11 @@ func Dial(ctx context.Context, info codec.CallHomeInfo, opts DialOptions) (*Send
 		return nil, newError(CodeConnect, "call-home handshake to "+addr+" failed: "+err.Error(), err)
 	}
 	conn.SetWriteDeadline(time.Time{})
+	return newSender(ctx, conn, info, opts), nil
+}
 
+// newSender wraps a connection whose handshake is written and starts the control reader.
+func newSender(ctx context.Context, conn net.Conn, info codec.CallHomeInfo, opts DialOptions) *Sender {
 	sctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	s := &Sender{
 		conn:          conn,
@@ -132,8 +152,9 @@ func Dial(ctx context.Context, info codec.CallHomeInfo, opts DialOptions) (*Send
 		cancel:        cancel,
 		readerDone:    make(chan struct{}),
 	}
+	s.wcond.L = &s.wmu
 	go s.readControl()
-	return s, nil
+	return s
 }
 
 // Context is cancelled when the requester stops (cause ErrStopped) or kills (ErrKilled) the
@@ -224,12 +245,13 @@ func (s *Sender) writePrologue(errText *string) error {
 	s.prologueSent = true
 	s.errPrologue = errText != nil
 	s.item = codec.AppendPrologue(s.item[:0], errText)
-	return s.writeFrame(s.item, nil, CodeWrite)
+	return s.queueFrame(s.item, nil, CodeWrite)
 }
 
-// Send writes one item: data is the raw JSON of the item (for the echo engine,
+// Send queues one item: data is the raw JSON of the item (for the echo engine,
 // {"data":{"text":"hello","index":0}}) and must be one valid, compact JSON value. It blocks
-// while the requester does not read (backpressure). Failures: CodeWrite (publish_response),
+// while maxPending bytes wait for a requester that does not read (backpressure). Failures:
+// CodeWrite (publish_response; a failed write is reported by the next Send or by Finish),
 // CodeKilled after a kill, CodeClosed after Finish or Close.
 func (s *Sender) Send(data []byte) error {
 	s.wmu.Lock()
@@ -249,7 +271,7 @@ func (s *Sender) Send(data []byte) error {
 		return newError(CodeClosed, TextAfterErrorPrologue, nil)
 	}
 	s.item = codec.AppendStreamItem(s.item[:0], data)
-	err := s.writeFrame(nil, s.item, CodeWrite)
+	err := s.queueFrame(nil, s.item, CodeWrite)
 	if cap(s.item) > maxRetainBuffer {
 		s.item = nil
 	}
@@ -270,22 +292,71 @@ func (s *Sender) writable() error {
 	return nil
 }
 
-// writeFrame writes one frame with one Write. s.wmu is held.
-func (s *Sender) writeFrame(header, data []byte, code Code) error {
-	buf, err := codec.AppendFrame(s.frame[:0], header, data, s.max)
+// queueFrame queues one frame for the flusher, starting one if none runs, after waiting while
+// maxPending bytes are queued. s.wmu is held.
+func (s *Sender) queueFrame(header, data []byte, code Code) error {
+	for len(s.pending) >= maxPending && s.flushing {
+		s.wcond.Wait()
+	}
+	if err := s.writable(); err != nil {
+		return err
+	}
+	buf, err := codec.AppendFrame(s.pending, header, data, s.max)
 	if err != nil {
-		return newError(code, err.Error(), err) // nothing was written: the stream is intact
+		return newError(code, err.Error(), err) // nothing was queued: the stream is intact
 	}
-	if cap(buf) <= maxRetainBuffer {
-		s.frame = buf
-	} else {
-		s.frame = nil
+	s.pending = buf
+	if !s.flushing && !s.closed {
+		s.flushing = true
+		s.flushers.Add(1)
+		go s.flush(code)
 	}
-	if _, err := s.conn.Write(buf); err != nil {
-		if e := s.abortErr.Load(); e != nil {
-			return e
+	return nil
+}
+
+// flush writes what is queued, one Write per batch, until the queue is empty or a write fails.
+func (s *Sender) flush(code Code) {
+	defer s.flushers.Done()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.writeQueued(code)
+	s.flushing = false
+	s.wcond.Broadcast()
+}
+
+// writeQueued writes the queue until it is empty or a write fails; s.wmu is held, and dropped
+// during each Write so that the handler can queue the next frames meanwhile.
+func (s *Sender) writeQueued(code Code) {
+	for len(s.pending) > 0 && s.writeErr == nil {
+		buf := s.pending
+		s.pending, s.spare = s.spare[:0], nil
+		s.wmu.Unlock()
+		_, err := s.conn.Write(buf)
+		s.wmu.Lock()
+		if cap(buf) <= maxRetainBuffer {
+			s.spare = buf[:0]
 		}
-		s.writeErr = newError(code, "response stream write failed: "+err.Error(), err)
+		if err != nil {
+			s.writeErr = newError(code, "response stream write failed: "+err.Error(), err)
+		}
+		s.wcond.Broadcast()
+	}
+	if s.writeErr != nil {
+		s.pending = nil
+	}
+}
+
+// drainLocked waits for a running flusher, then writes what is still queued, so that when it
+// returns every queued frame is on the socket or the write failed. s.wmu is held.
+func (s *Sender) drainLocked(code Code) error {
+	for s.flushing {
+		s.wcond.Wait()
+	}
+	s.writeQueued(code)
+	if e := s.abortErr.Load(); e != nil {
+		return e
+	}
+	if s.writeErr != nil {
 		return s.writeErr
 	}
 	return nil
@@ -296,7 +367,8 @@ func (s *Sender) writeFrame(header, data []byte, code Code) error {
 // failed; then the sentinel, unless writing is impossible; then a half-close, a wait of at most
 // FinishTimeout for the requester to close, and Close. A success prologue is written first if
 // none was. Finish reports a failure of the frames it writes (CodeFinal, metric
-// "publish_final"); earlier failures were reported by the calls that met them.
+// "publish_final"), or of items still being written when it was called (CodeWrite); earlier
+// failures were reported by the Send calls that met them.
 func (s *Sender) Finish() error {
 	s.wmu.Lock()
 	if s.finished {
@@ -310,12 +382,17 @@ func (s *Sender) Finish() error {
 		}
 		if err == nil && !s.errPrologue && !s.stopped.Load() {
 			s.item = codec.AppendStreamEnd(s.item[:0])
-			err = s.writeFrame(nil, s.item, CodeFinal)
+			err = s.queueFrame(nil, s.item, CodeFinal)
 		}
 		if s.writable() == nil {
-			if e := s.writeFrame(codec.ControlSentinel.Bytes(), nil, CodeFinal); e != nil && err == nil {
+			if e := s.queueFrame(codec.ControlSentinel.Bytes(), nil, CodeFinal); e != nil && err == nil {
 				err = e
 			}
+		}
+		// The items' writes may still be under way: their failure is reported here (as the
+		// Send that would have met it), the end frames' as CodeFinal.
+		if e := s.drainLocked(CodeFinal); e != nil && err == nil {
+			err = e
 		}
 	}
 	s.finished = true
@@ -341,16 +418,27 @@ func (s *Sender) Finish() error {
 	return err
 }
 
-// Close aborts the stream: it closes the connection without the final marker (the requester
-// sees an incomplete stream unless Finish ran), cancels Context and waits for the control
-// reader. It is idempotent and returns nil.
+// Close aborts the stream: it writes the items still queued (for at most a second; not after a
+// kill), closes the connection without the final marker (the requester sees an incomplete
+// stream unless Finish ran), cancels Context and waits for its goroutines. It is idempotent
+// and returns nil.
 func (s *Sender) Close() error {
 	s.closeOnce.Do(func() {
 		e := newError(CodeClosed, TextSenderClosed, nil)
+		s.wmu.Lock()
+		s.closed = true
+		if s.abortErr.Load() == nil && (s.flushing || len(s.pending) > 0) {
+			// Items Send accepted go out before the cut, for a bounded time: a requester that
+			// reads nothing must not hold Close up.
+			s.conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+			s.drainLocked(CodeWrite)
+		}
+		s.wmu.Unlock()
 		s.abortErr.CompareAndSwap(nil, e)
-		s.conn.Close()
+		s.conn.Close() // a flusher's Write fails now
 		s.cancel(e)
 	})
+	s.flushers.Wait()
 	<-s.readerDone
 	return nil
 }

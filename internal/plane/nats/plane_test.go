@@ -191,7 +191,8 @@ func TestOversizeRefusedBeforeSending(t *testing.T) {
 		mu   sync.Mutex
 		seen []int
 	)
-	sub, err := rawConn(t, ns.ClientURL()).Subscribe(subject, func(m *natsgo.Msg) {
+	raw := rawConn(t, ns.ClientURL())
+	sub, err := raw.Subscribe(subject, func(m *natsgo.Msg) {
 		mu.Lock()
 		seen = append(seen, len(m.Data))
 		mu.Unlock()
@@ -201,6 +202,10 @@ func TestOversizeRefusedBeforeSending(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
+	// The server must know the subscription before the client publishes to it.
+	if err := raw.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	cli := newClient(t, ClientOptions{URLs: []string{ns.ClientURL()}})
 
 	frameOf := func(size int) []byte {
@@ -339,11 +344,16 @@ func TestAckTimeout(t *testing.T) {
 	const subject = "dynamo_backend.generate-1"
 	got := make(chan struct{}, 4)
 	// A subscriber that never answers.
-	sub, err := rawConn(t, ns.ClientURL()).Subscribe(subject, func(*natsgo.Msg) { got <- struct{}{} })
+	raw := rawConn(t, ns.ClientURL())
+	sub, err := raw.Subscribe(subject, func(*natsgo.Msg) { got <- struct{}{} })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
+	// The server must know the subscription before the client publishes to it.
+	if err := raw.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	cli := newClient(t, ClientOptions{URLs: []string{ns.ClientURL()}, RequestTimeout: 200 * time.Millisecond})
 	frame := requestFrame(t, id(1), []byte(`{}`))
 
