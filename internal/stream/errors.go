@@ -151,6 +151,12 @@ var (
 
 // CodeOf returns the Code of err, CodeUnknown when err is not an *Error.
 func CodeOf(err error) Code {
+	switch e := err.(type) {
+	case nil:
+		return CodeUnknown
+	case *Error: // the usual case, without errors.As's allocation
+		return e.Code
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Code
@@ -175,6 +181,12 @@ func ErrorType(err error) string {
 	}
 	return ""
 }
+
+// The causes every closed stream and sender share: an *Error is never modified once made.
+var (
+	errSenderClosed = &Error{Code: CodeClosed, Text: TextSenderClosed}
+	errStreamClosed = &Error{Code: CodeClosed, Text: TextStreamClosed}
+)
 
 func newError(code Code, text string, cause error) *Error {
 	if cause == io.EOF {

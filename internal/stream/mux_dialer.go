@@ -107,7 +107,7 @@ func (d *MuxDialer) Open(ctx context.Context, info codec.MuxCallHomeInfo) (*MuxS
 		d.mu.Lock()
 		if d.closed {
 			d.mu.Unlock()
-			return nil, newError(CodeClosed, TextSenderClosed, nil)
+			return nil, errSenderClosed
 		}
 		p := d.pools[key]
 		if p == nil {
@@ -144,7 +144,7 @@ func (d *MuxDialer) Open(ctx context.Context, info codec.MuxCallHomeInfo) (*MuxS
 		close(p.changed)
 		p.changed = make(chan struct{})
 		if err == nil && d.closed {
-			err = newError(CodeClosed, TextSenderClosed, nil)
+			err = errSenderClosed
 			wc.conn.Close()
 			wc = nil
 		}

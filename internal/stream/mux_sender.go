@@ -124,7 +124,7 @@ func (s *MuxSender) writable() error {
 		return e
 	}
 	if s.finished {
-		return newError(CodeClosed, TextSenderClosed, nil)
+		return errSenderClosed
 	}
 	if e := s.lostErr.Load(); e != nil {
 		return e
@@ -293,7 +293,7 @@ func (s *MuxSender) Finish() error {
 // "Stream ended before generation completed". It is idempotent and returns nil.
 func (s *MuxSender) Close() error {
 	s.closeOnce.Do(func() {
-		e := newError(CodeClosed, TextSenderClosed, nil)
+		e := errSenderClosed
 		if s.abortErr.CompareAndSwap(nil, e) && !s.ended.Load() && s.lostErr.Load() == nil {
 			s.wc.w.putFrame(codec.MuxReset, s.id, []byte(TextSenderClosed))
 		}
@@ -304,7 +304,7 @@ func (s *MuxSender) Close() error {
 
 // release forgets the stream on its connection and ends the Context.
 func (s *MuxSender) release() {
-	s.cancel(newError(CodeClosed, TextSenderClosed, nil))
+	s.cancel(errSenderClosed)
 	s.wc.release(s)
 }
 

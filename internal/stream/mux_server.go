@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -88,6 +89,9 @@ type muxConn struct {
 
 	// Flow control of the connection, owned by the reader.
 	recvTotal, recvAcked uint64
+	// slab holds the copies of received items, owned by the reader: one allocation serves
+	// many small items instead of one each.
+	slab []byte
 
 	mu      sync.Mutex
 	streams map[codec.UUID]*Stream // attached and not ended
@@ -292,4 +296,21 @@ func (mc *muxConn) teardown(err error) {
 	}
 	mc.w.stop(false)
 	mc.conn.Close()
+}
+
+// slabSize is the size of the blocks copyItem carves items from; larger items get their own.
+const slabSize = 16 << 10
+
+// copyItem copies a received payload, which aliases the reader's buffer, for the consumer. The
+// copy's capacity ends with it, so appending to one item cannot overwrite the next.
+func (mc *muxConn) copyItem(p []byte) []byte {
+	if len(p) > slabSize/4 {
+		return bytes.Clone(p)
+	}
+	if cap(mc.slab)-len(mc.slab) < len(p) {
+		mc.slab = make([]byte, 0, slabSize)
+	}
+	n := len(mc.slab)
+	mc.slab = append(mc.slab, p...)
+	return mc.slab[n:len(mc.slab):len(mc.slab)]
 }

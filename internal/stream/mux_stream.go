@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -196,18 +195,15 @@ func (s *Stream) muxFrame(mc *muxConn, f codec.MuxFrame) {
 		end   error // set when the frame ends the stream
 		reset bool  // tell the worker, which broke the protocol
 	)
-	protocol := func(text string, cause error) {
-		end, reset = newError(CodeProtocol, text, cause), true
-	}
 	switch f.Kind {
 	case codec.MuxPrologue:
 		if s.prologue {
-			protocol(TextMuxDuplicate, nil)
+			end, reset = newError(CodeProtocol, TextMuxDuplicate, nil), true
 			break
 		}
 		p, err := codec.ParsePrologue(f.Payload)
 		if err != nil {
-			protocol(TextBadControl+err.Error(), err)
+			end, reset = newError(CodeProtocol, TextBadControl+err.Error(), err), true
 			break
 		}
 		if p.Error != nil {
@@ -220,23 +216,27 @@ func (s *Stream) muxFrame(mc *muxConn, f codec.MuxFrame) {
 			mc.w.putFrame(codec.MuxStop, m.info.StreamID, nil)
 		}
 	case codec.MuxData:
+		var text string
 		switch {
 		case !s.prologue:
-			protocol(TextMalformedPrologue, nil)
+			text = TextMalformedPrologue
 		case len(f.Payload) == 0:
-			protocol(TextEmptyResponse, nil)
+			text = TextEmptyResponse
 		case m.credit <= 0:
-			protocol(TextMuxWindow, nil)
+			text = TextMuxWindow
 		case !json.Valid(f.Payload):
-			protocol("invalid JSON in a response mux Data frame", nil)
+			text = "invalid JSON in a response mux Data frame"
 		default:
 			m.credit -= int64(len(f.Payload))
 			// The payload aliases the reader's buffer; the consumer gets its own copy.
-			m.queue = append(m.queue, bytes.Clone(f.Payload))
+			m.queue = append(m.queue, mc.copyItem(f.Payload))
 			select {
 			case m.notify <- struct{}{}:
 			default:
 			}
+		}
+		if text != "" {
+			end, reset = newError(CodeProtocol, text, nil), true
 		}
 	case codec.MuxEnd:
 		if !s.prologue {

@@ -181,7 +181,7 @@ func (s *Sender) readControl() {
 				return
 			}
 			if s.finishing.Load() {
-				s.cancel(newError(CodeClosed, TextSenderClosed, nil))
+				s.cancel(errSenderClosed)
 				return
 			}
 			if err == io.EOF || errors.Is(err, codec.ErrIO) {
@@ -284,7 +284,7 @@ func (s *Sender) writable() error {
 		return e
 	}
 	if s.finished {
-		return newError(CodeClosed, TextSenderClosed, nil)
+		return errSenderClosed
 	}
 	if s.writeErr != nil {
 		return s.writeErr
@@ -424,7 +424,7 @@ func (s *Sender) Finish() error {
 // and returns nil.
 func (s *Sender) Close() error {
 	s.closeOnce.Do(func() {
-		e := newError(CodeClosed, TextSenderClosed, nil)
+		e := errSenderClosed
 		s.wmu.Lock()
 		s.closed = true
 		if s.abortErr.Load() == nil && (s.flushing || len(s.pending) > 0) {

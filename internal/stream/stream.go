@@ -153,7 +153,7 @@ func (s *Stream) Stop() {
 // is closed; the subject is unregistered, so a late call-home is rejected. Close waits until
 // the connection's reader has let go of the stream. It is idempotent and always returns nil.
 func (s *Stream) Close() error {
-	s.terminate(newError(CodeClosed, TextStreamClosed, nil), byOwner)
+	s.terminate(errStreamClosed, byOwner)
 	return nil
 }
 
