@@ -291,7 +291,9 @@ func (c *Client) generate(ctx context.Context, span trace.Span, start time.Time,
 	callHome := c.rt.metrics.CallHomeOpen
 	var tried []uint64
 	var last error
-	var frame, hdr []byte
+	var frame []byte
+	var hdrBuf [512]byte // the request header usually fits: no allocation for it
+	hdr := hdrBuf[:0]
 	for attempt := 0; attempt < c.opts.maxAttempts; attempt++ {
 		t, err := c.router.Pick(router.PickRequest{InstanceID: o.instance, Direct: o.direct, Tried: tried})
 		if err != nil {

@@ -137,6 +137,27 @@ func readAll(t *testing.T, c net.Conn) []byte {
 	return b
 }
 
+// readToSentinel reads as a requester does: until the worker's sentinel frame, after which the
+// requester closes the connection (the caller does).
+func readToSentinel(t *testing.T, c net.Conn) []byte {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(waitFor))
+	sentinel, err := codec.AppendFrame(nil, codec.ControlSentinel.Bytes(), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b []byte
+	buf := make([]byte, 4096)
+	for !bytes.HasSuffix(b, sentinel) {
+		n, err := c.Read(buf)
+		b = append(b, buf[:n]...)
+		if err != nil {
+			t.Fatalf("no sentinel before %v (got %q)", err, b)
+		}
+	}
+	return b
+}
+
 // readFrames decodes every frame in b.
 func readFrames(t *testing.T, b []byte) []codec.Frame {
 	t.Helper()

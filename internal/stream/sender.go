@@ -364,8 +364,9 @@ func (s *Sender) drainLocked(code Code) error {
 
 // Finish ends the stream as the spec's worker does: the final marker {"complete_final":true}
 // unless the requester stopped or killed the stream, the prologue was an error or a write
-// failed; then the sentinel, unless writing is impossible; then a half-close, a wait of at most
-// FinishTimeout for the requester to close, and Close. A success prologue is written first if
+// failed; then the sentinel, unless writing is impossible; then a wait of at most
+// FinishTimeout for the requester to close (after a half-close when the sentinel could not be
+// written), and Close. A success prologue is written first if
 // none was. Finish reports a failure of the frames it writes (CodeFinal, metric
 // "publish_final"), or of items still being written when it was called (CodeWrite); earlier
 // failures were reported by the Send calls that met them.
@@ -376,6 +377,7 @@ func (s *Sender) Finish() error {
 		return nil
 	}
 	var err error
+	sentinel := false
 	if s.writable() == nil {
 		if !s.prologueSent {
 			err = s.writePrologue(nil)
@@ -385,14 +387,19 @@ func (s *Sender) Finish() error {
 			err = s.queueFrame(nil, s.item, CodeFinal)
 		}
 		if s.writable() == nil {
-			if e := s.queueFrame(codec.ControlSentinel.Bytes(), nil, CodeFinal); e != nil && err == nil {
+			e := s.queueFrame(codec.ControlSentinel.Bytes(), nil, CodeFinal)
+			sentinel = e == nil
+			if e != nil && err == nil {
 				err = e
 			}
 		}
 		// The items' writes may still be under way: their failure is reported here (as the
 		// Send that would have met it), the end frames' as CodeFinal.
-		if e := s.drainLocked(CodeFinal); e != nil && err == nil {
-			err = e
+		if e := s.drainLocked(CodeFinal); e != nil {
+			sentinel = false
+			if err == nil {
+				err = e
+			}
 		}
 	}
 	s.finished = true
@@ -401,7 +408,12 @@ func (s *Sender) Finish() error {
 	s.wmu.Unlock()
 
 	if !aborted {
-		if hc, ok := s.conn.(halfCloser); ok {
+		// The requester closes when it reads the sentinel, so the worker's close is the
+		// passive one and TIME_WAIT stays on the requester's listening side: a busy worker
+		// would otherwise hold one ephemeral port per recent stream (about 28,000 on Linux for
+		// 60 s) and run out of them. Without the sentinel, a half-close tells the requester
+		// the stream is over.
+		if hc, ok := s.conn.(halfCloser); ok && !sentinel {
 			hc.CloseWrite()
 		}
 		t := time.NewTimer(s.finishTimeout)

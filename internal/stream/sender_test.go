@@ -204,7 +204,7 @@ func TestSenderUsage(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- s.Finish() }()
-		fs := readFrames(t, readAll(t, c))
+		fs := readFrames(t, readToSentinel(t, c))
 		if len(fs) != 4 || string(fs[1].Data) != `{"data":1,"complete_final":false}` {
 			t.Fatalf("frames %q", fs)
 		}

@@ -183,7 +183,11 @@ func TestSenderSpecBytes(t *testing.T) {
 			if got := readN(t, c, len(want)); !bytes.Equal(got, want) {
 				t.Fatalf("worker wrote\n%x\nwant\n%x", got, want)
 			}
-			// Finish half-closed: the requester sees EOF, and Finish returns once it closes.
+			// After the sentinel the requester closes first (here: half-closes, to see what
+			// follows); the worker then closes too, without writing anything more.
+			if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
 			if rest := readAll(t, c); len(rest) != 0 {
 				t.Fatalf("extra bytes %q", rest)
 			}
