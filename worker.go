@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/reqplane/reqplane/internal/codec"
 	"github.com/reqplane/reqplane/internal/discovery"
 	"github.com/reqplane/reqplane/internal/discovery/etcd"
@@ -96,6 +94,8 @@ type worker struct {
 	// costs more than the request's own work. Idle runners wait on work for a while.
 	work    chan job
 	runners sync.WaitGroup
+	runMu   sync.Mutex
+	running map[*runner]struct{} // the runners alive, for cancelInflight
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -126,6 +126,7 @@ func (rt *Runtime) startWorker(ctx context.Context, first EndpointID, h Handler)
 		rt:        rt,
 		log:       rt.log,
 		endpoints: map[EndpointID]*served{},
+		running:   map[*runner]struct{}{},
 		limit:     int64(rt.cfg.Ingress.MaxInflightRequests),
 		dial: stream.DialOptions{
 			ConnectTimeout: rt.cfg.TCP.ConnectTimeout,
@@ -296,10 +297,12 @@ const runnerIdle = 10 * time.Second
 // runnerIdle or the worker shuts down.
 func (w *worker) run(j job) {
 	defer w.runners.Done()
+	rn := w.addRunner()
+	defer w.removeRunner(rn)
 	idle := time.NewTimer(runnerIdle)
 	defer idle.Stop()
 	for {
-		w.process(j.s, j.req)
+		w.process(rn, j.s, j.req)
 		j = job{} // an idle runner holds on to no request
 		idle.Reset(runnerIdle)
 		select {
@@ -312,6 +315,50 @@ func (w *worker) run(j job) {
 	}
 }
 
+// runner is a request goroutine as the drain sees it: the cancel of the handler it runs. A
+// registry per goroutine is cheaper than tying every handler's context to reqCtx, whose
+// children set every request would then lock.
+type runner struct {
+	mu     sync.Mutex
+	cancel context.CancelFunc // nil between requests
+}
+
+// running records the cancel of the handler the runner runs (nil: none).
+func (rn *runner) running(cancel context.CancelFunc) {
+	rn.mu.Lock()
+	rn.cancel = cancel
+	rn.mu.Unlock()
+}
+
+func (w *worker) addRunner() *runner {
+	rn := &runner{}
+	w.runMu.Lock()
+	w.running[rn] = struct{}{}
+	w.runMu.Unlock()
+	return rn
+}
+
+func (w *worker) removeRunner(rn *runner) {
+	w.runMu.Lock()
+	delete(w.running, rn)
+	w.runMu.Unlock()
+}
+
+// cancelInflight ends reqCtx and the context of every handler running. A handler that starts
+// later sees reqCtx ended (process checks after registering its cancel).
+func (w *worker) cancelInflight() {
+	w.cancelReqs()
+	w.runMu.Lock()
+	defer w.runMu.Unlock()
+	for rn := range w.running {
+		rn.mu.Lock()
+		if rn.cancel != nil {
+			rn.cancel()
+		}
+		rn.mu.Unlock()
+	}
+}
+
 // callHome opens the request's response stream: on a shared mux connection when the requester
 // offered the mux, else on a connection of its own (classic).
 func (w *worker) callHome(ctx context.Context, req *plane.Request) (stream.Responder, error) {
@@ -321,30 +368,38 @@ func (w *worker) callHome(ctx context.Context, req *plane.Request) (stream.Respo
 	return stream.Dial(ctx, req.CallHome, w.dial)
 }
 
-// process calls home, runs the handler and ends the stream.
-func (w *worker) process(s *served, req *plane.Request) {
+// call is one request's Request and Responder, allocated together.
+type call struct {
+	req Request
+	out Responder
+}
+
+// process calls home, runs the handler and ends the stream. rn is the runner it runs on.
+func (w *worker) process(rn *runner, s *served, req *plane.Request) {
 	defer w.reqs.Done()
 	defer w.inflight.Add(-1)
 	start := s.m.Begin(len(req.Body))
 	defer s.m.End(start)
-	instance := InstanceID(req.Endpoint.InstanceID)
-	spanCtx, span := w.rt.tracer.StartHandler(context.Background(), req.Meta, s.name, instance.String(), req.Plane, req.Control.ID)
+	// The span's context derives from reqCtx and bounds the call home; the sender's Context
+	// keeps its values, so the handler's context carries the span without one of its own.
+	spanCtx, span := w.rt.tracer.StartHandler(w.reqCtx, &req.Meta, s.name, req.Endpoint.InstanceID, req.Plane, req.Control.ID)
 	defer span.End()
-	r := &Request{
+	c := &call{req: Request{
 		ID:          req.Control.ID,
 		RequestID:   req.Meta.RequestID,
 		TraceParent: req.Meta.TraceParent,
 		TraceState:  req.Meta.TraceState,
 		Endpoint:    s.id,
-		Instance:    instance,
+		Instance:    InstanceID(req.Endpoint.InstanceID),
 		Plane:       req.Plane,
 		Body:        req.Body,
 		logBase:     w.log,
 		span:        span.SpanContext(),
-	}
+	}}
+	r, out := &c.req, &c.out
 
 	// The dial is bounded by its connect timeout, and by the worker's shutdown.
-	sender, err := w.callHome(w.reqCtx, req)
+	sender, err := w.callHome(spanCtx, req)
 	if err != nil {
 		s.m.Error(telemetry.ErrorResponseStream)
 		telemetry.Fail(span, err)
@@ -352,14 +407,17 @@ func (w *worker) process(s *served, req *plane.Request) {
 		return
 	}
 	defer sender.Close()
+	out.s = sender
 
-	// The handler's context ends with the stream and carries the span (user code adds children).
-	ctx, cancel := context.WithCancel(trace.ContextWithSpan(sender.Context(), trace.SpanFromContext(spanCtx)))
+	// The handler's context ends with the stream, and past the drain deadline (cancelInflight).
+	ctx, cancel := context.WithCancel(sender.Context())
 	defer cancel()
-	stop := context.AfterFunc(w.reqCtx, cancel) // past the drain deadline
-	defer stop()
+	rn.running(cancel)
+	defer rn.running(nil)
+	if w.reqCtx.Err() != nil {
+		cancel() // the deadline passed before running: cancelInflight missed this one
+	}
 
-	out := &Responder{s: sender}
 	var herr error
 	if req.Unsupported != nil {
 		herr = req.Unsupported // acknowledged, answered with an error prologue (spec §3)
@@ -428,7 +486,7 @@ func (w *worker) drain(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		w.log.Warn("drain deadline reached: cancelling requests in flight", "inflight", w.inflight.Load())
-		w.cancelReqs()
+		w.cancelInflight()
 		<-done // handlers see their context end; streams are closed as they return
 	}
 	w.cancelReqs()

@@ -28,7 +28,8 @@ type Outcome struct {
 func (o *Outcome) Acked() bool { return o.Err == nil }
 
 // ObserveFunc receives a server's Outcomes. It runs on the request path, before the reply is
-// written: it must be cheap and must not block.
+// written: it must be cheap and must not block. o is valid only during the call (servers reuse
+// it for the next request): copy what is kept.
 type ObserveFunc func(o *Outcome)
 
 // Error types of the worker metric dynamo_component_errors_total (spec §9) for refusals.

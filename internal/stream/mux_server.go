@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/reqplane/reqplane/internal/codec"
 )
 
@@ -52,7 +50,7 @@ func (s *Server) RegisterMux(id string) *Stream {
 	info := codec.MuxCallHomeInfo{
 		Address:          s.addr,
 		FrontendServerID: s.frontendID,
-		StreamID:         codec.UUID(uuid.New()),
+		StreamID:         s.newIDLocked(),
 		Context:          id,
 		Version:          codec.MuxVersion,
 	}

@@ -9,8 +9,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
 	"github.com/reqplane/reqplane/internal/codec"
@@ -211,7 +213,7 @@ func TestTracePropagation(t *testing.T) {
 		t.Fatalf("traceparent %q", meta.TraceParent)
 	}
 	meta.RequestID = "id-1"
-	hctx, handler := tr.StartHandler(context.Background(), meta, "ns/comp/ep", "1f", "tcp", "id-1")
+	hctx, handler := tr.StartHandler(context.Background(), &meta, "ns/comp/ep", 0x1f, "tcp", "id-1")
 	Fail(handler, errors.New("boom"))
 	handler.End()
 	client.End()
@@ -221,6 +223,9 @@ func TestTracePropagation(t *testing.T) {
 	spans := rec.Ended()
 	if len(spans) != 2 || spans[0].Parent().SpanID() != client.SpanContext().SpanID() || !spans[0].Parent().IsRemote() {
 		t.Fatalf("spans %v", spans)
+	}
+	if got := attrValue(spans[0].Attributes(), AttrInstance); got != "1f" {
+		t.Errorf("handler instance attribute %q, want 1f", got)
 	}
 	if spans[0].Status().Description != "boom" {
 		t.Errorf("handler status %v", spans[0].Status())
@@ -238,12 +243,80 @@ func TestTracePropagation(t *testing.T) {
 	if none.TraceParent != "" {
 		t.Errorf("tracing off injected %q", none.TraceParent)
 	}
-	pctx, ps := off.StartHandler(context.Background(), meta, "e", "1", "tcp", "id")
+	pctx, ps := off.StartHandler(context.Background(), &meta, "e", 1, "tcp", "id")
 	var passed plane.Meta
 	off.Inject(pctx, &passed)
 	ps.End()
 	if passed.TraceParent == "" || passed.TraceParent[3:35] != meta.TraceParent[3:35] {
 		t.Errorf("tracing off: incoming %q passed on as %q", meta.TraceParent, passed.TraceParent)
+	}
+}
+
+func attrValue(kvs []attribute.KeyValue, k attribute.Key) string {
+	for _, kv := range kvs {
+		if kv.Key == k {
+			return kv.Value.Emit()
+		}
+	}
+	return ""
+}
+
+// TestTracingOff checks the no-op tracer: nothing is allocated for a request without a trace
+// context, and a trace context in ctx or meta is still passed on, as noop.Tracer does.
+func TestTracingOff(t *testing.T) {
+	off := NewTracer(nil)
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID:    trace.TraceID{1, 2, 3},
+		SpanID:     trace.SpanID{4, 5, 6},
+		TraceFlags: trace.FlagsSampled,
+		Remote:     true,
+	})
+	parent := trace.ContextWithRemoteSpanContext(context.Background(), sc)
+	traced := plane.Meta{TraceParent: "00-01020300000000000000000000000000-0405060000000000-01"}
+	tests := []struct {
+		name   string
+		start  func(ctx context.Context, meta *plane.Meta) (context.Context, trace.Span)
+		ctx    context.Context
+		meta   plane.Meta
+		wantSC trace.SpanContext // the span context passed on; zero: none
+	}{
+		{"client", clientStarter(off), context.Background(), plane.Meta{}, trace.SpanContext{}},
+		{"client with a parent", clientStarter(off), parent, plane.Meta{}, sc},
+		{"handler", handlerStarter(off), context.Background(), plane.Meta{RequestID: "r"}, trace.SpanContext{}},
+		{"handler with a parent", handlerStarter(off), parent, plane.Meta{}, sc},
+		{"handler with a traceparent", handlerStarter(off), context.Background(), traced, sc},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, span := tt.start(tt.ctx, &tt.meta)
+			if span.IsRecording() {
+				t.Error("a no-op span is recording")
+			}
+			if !span.SpanContext().Equal(tt.wantSC) || !trace.SpanContextFromContext(ctx).Equal(tt.wantSC) {
+				t.Errorf("span context %v, in ctx %v, want %v", span.SpanContext(), trace.SpanContextFromContext(ctx), tt.wantSC)
+			}
+			if tt.wantSC.IsValid() {
+				return
+			}
+			if ctx != tt.ctx {
+				t.Error("ctx replaced without a span context to carry")
+			}
+			if n := testing.AllocsPerRun(100, func() { _, s := tt.start(tt.ctx, &tt.meta); s.End() }); n != 0 {
+				t.Errorf("%v allocations per span with tracing off", n)
+			}
+		})
+	}
+}
+
+func clientStarter(tr *Tracer) func(context.Context, *plane.Meta) (context.Context, trace.Span) {
+	return func(ctx context.Context, meta *plane.Meta) (context.Context, trace.Span) {
+		return tr.StartClient(ctx, "ns/comp/ep", "random", "id", meta.RequestID)
+	}
+}
+
+func handlerStarter(tr *Tracer) func(context.Context, *plane.Meta) (context.Context, trace.Span) {
+	return func(ctx context.Context, meta *plane.Meta) (context.Context, trace.Span) {
+		return tr.StartHandler(ctx, meta, "ns/comp/ep", 0x1f, "tcp", "id")
 	}
 }
 

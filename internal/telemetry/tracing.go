@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,8 +53,12 @@ const InstrumentationName = "github.com/reqplane/reqplane"
 type Tracer struct {
 	tr   trace.Tracer
 	prop propagation.TraceContext
-	// The span kinds, made once: an option boxed per call is an allocation per request.
-	client, server trace.SpanStartOption
+	// The span kinds, made once: options boxed per call are an allocation per request.
+	client, server []trace.SpanStartOption
+	// noop is set when tr is OpenTelemetry's no-op tracer: a span without a parent is then
+	// the no-op span off, and starting it costs nothing.
+	noop bool
+	off  trace.Span
 }
 
 // NewTracer returns a Tracer on tp; nil means tracing off (no-op spans, which still pass an
@@ -62,17 +67,30 @@ func NewTracer(tp trace.TracerProvider) *Tracer {
 	if tp == nil {
 		tp = noop.NewTracerProvider()
 	}
+	tr := tp.Tracer(InstrumentationName)
+	_, isNoop := tr.(noop.Tracer)
 	return &Tracer{
-		tr:     tp.Tracer(InstrumentationName),
-		client: trace.WithSpanKind(trace.SpanKindClient),
-		server: trace.WithSpanKind(trace.SpanKindServer),
+		tr:     tr,
+		client: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)},
+		server: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)},
+		noop:   isNoop,
+		off:    noop.Span{},
 	}
+}
+
+// parentless reports whether ctx carries no span context, which is when the no-op tracer
+// returns its empty span (see noop.Tracer.Start).
+func parentless(ctx context.Context) bool {
+	return trace.SpanContextFromContext(ctx).Equal(trace.SpanContext{})
 }
 
 // StartClient starts the span of one call by a client. The span ends when the response stream
 // ends (or the call fails).
 func (t *Tracer) StartClient(ctx context.Context, endpoint, mode, contextID, requestID string) (context.Context, trace.Span) {
-	ctx, span := t.tr.Start(ctx, SpanClient, t.client)
+	if t.noop && parentless(ctx) {
+		return ctx, t.off // what noop.Tracer.Start returns, without a context to carry it
+	}
+	ctx, span := t.tr.Start(ctx, SpanClient, t.client...)
 	if span.IsRecording() {
 		span.SetAttributes(
 			AttrEndpoint.String(endpoint),
@@ -85,16 +103,19 @@ func (t *Tracer) StartClient(ctx context.Context, endpoint, mode, contextID, req
 }
 
 // StartHandler starts a worker's span for one request, the child of the trace context the
-// requester sent in meta (a new trace when it sent none).
-func (t *Tracer) StartHandler(ctx context.Context, meta plane.Meta, endpoint, instance, planeName, contextID string) (context.Context, trace.Span) {
+// requester sent in meta (a new trace when it sent none). instance is the instance id, set as
+// lowercase hex. With tracing off and no trace context, it returns ctx and a no-op span.
+func (t *Tracer) StartHandler(ctx context.Context, meta *plane.Meta, endpoint string, instance uint64, planeName, contextID string) (context.Context, trace.Span) {
 	if meta.TraceParent != "" {
-		ctx = t.prop.Extract(ctx, metaCarrier{m: &meta})
+		ctx = t.prop.Extract(ctx, metaCarrier{m: meta})
+	} else if t.noop && parentless(ctx) {
+		return ctx, t.off
 	}
-	ctx, span := t.tr.Start(ctx, SpanHandler, t.server)
+	ctx, span := t.tr.Start(ctx, SpanHandler, t.server...)
 	if span.IsRecording() {
 		span.SetAttributes(
 			AttrEndpoint.String(endpoint),
-			AttrInstance.String(instance),
+			AttrInstance.String(strconv.FormatUint(instance, 16)),
 			AttrPlane.String(planeName),
 			AttrContextID.String(contextID),
 			AttrRequestID.String(requestIDOr(meta.RequestID, contextID)),

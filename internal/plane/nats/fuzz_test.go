@@ -68,6 +68,9 @@ func FuzzHandleMsg(f *testing.F) {
 			max:     fuzzMax,
 			log:     discardLogger,
 			respond: func(_, resp *natsgo.Msg) error {
+				if resp == nil {
+					resp = &natsgo.Msg{} // the ack
+				}
 				replies = append(replies, resp)
 				return nil
 			},

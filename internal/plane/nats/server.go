@@ -353,13 +353,20 @@ type endpoint struct {
 	max     int
 	log     *slog.Logger
 	observe plane.ObserveFunc // nil: not observed
-	// respond sends resp as the reply to req: respond in production, a recorder in the fuzz test.
+	// respond sends resp as the reply to req, nil resp being the ack (an empty message):
+	// respond in production, a recorder in the fuzz test.
 	respond func(req, resp *natsgo.Msg) error
 	sub     *natsgo.Subscription
 	done    chan struct{}
+	// outcome is reported to the observer: nats.go delivers an endpoint's messages one at a
+	// time, on the subscription's goroutine.
+	outcome plane.Outcome
 }
 
 func respond(req, resp *natsgo.Msg) error {
+	if resp == nil {
+		return req.Respond(nil) // the bytes RespondMsg(&Msg{}) sends, without a Msg
+	}
 	err := req.RespondMsg(resp)
 	if errors.Is(err, natsgo.ErrHeadersNotSupported) && len(resp.Header) > 0 {
 		// A server without header support still gets the refusal text.
@@ -389,14 +396,14 @@ func (e *endpoint) handle(m *natsgo.Msg) {
 		return
 	}
 	if e.observe != nil {
-		e.observe(&plane.Outcome{Plane: plane.NameNATS, Endpoint: e.ep, Start: start})
+		e.report(plane.Outcome{Plane: plane.NameNATS, Endpoint: e.ep, Start: start})
 	}
 	if m.Reply == "" {
 		// Published without an inbox, as a fire-and-forget: nobody waits for the ack, and the
 		// response still travels over the call-home stream.
 		return
 	}
-	if err := e.respond(m, &natsgo.Msg{}); err != nil {
+	if err := e.respond(m, nil); err != nil {
 		e.log.Warn("nats request plane: ack failed", "subject", e.subject, "request_id", req.Meta.RequestID, "error", err)
 	}
 }
@@ -404,7 +411,7 @@ func (e *endpoint) handle(m *natsgo.Msg) {
 func (e *endpoint) refuse(m *natsgo.Msg, err error, start time.Time) {
 	code, text := plane.Refusal(err)
 	if e.observe != nil {
-		e.observe(&plane.Outcome{Plane: plane.NameNATS, Endpoint: e.ep, Code: code, Err: err, Start: start})
+		e.report(plane.Outcome{Plane: plane.NameNATS, Endpoint: e.ep, Code: code, Err: err, Start: start})
 	}
 	if m.Reply == "" {
 		e.log.Debug("nats request plane: refused a request without reply subject", "subject", e.subject, "error", text)
@@ -413,6 +420,14 @@ func (e *endpoint) refuse(m *natsgo.Msg, err error, start time.Time) {
 	if err := e.respond(m, refusal(code, text)); err != nil {
 		e.log.Warn("nats request plane: refusal reply failed", "subject", e.subject, "error", err)
 	}
+}
+
+// report passes o to the observer in e.outcome: an Outcome made per request would escape to
+// the heap, and the observer does not keep it.
+func (e *endpoint) report(o plane.Outcome) {
+	e.outcome = o
+	e.observe(&e.outcome)
+	e.outcome = plane.Outcome{} // hold on to nothing between requests
 }
 
 // refusal is the reply refusing a request: the text as payload (what Dynamo requesters print)

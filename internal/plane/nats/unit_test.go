@@ -243,3 +243,64 @@ func TestOptionDefaults(t *testing.T) {
 		t.Errorf("client defaults: %+v", c)
 	}
 }
+
+// TestHandleObserve checks the outcomes and replies of one endpoint's messages, which share the
+// endpoint's Outcome: each is reported whole, nothing of the one before.
+func TestHandleObserve(t *testing.T) {
+	var got []plane.Outcome
+	var replies []*natsgo.Msg
+	busy := false
+	e := &endpoint{
+		ep:      testEndpoint,
+		subject: "dynamo_backend.generate-694d98147d54be25",
+		h: plane.HandlerFunc(func(*plane.Request) error {
+			if busy {
+				return plane.ErrOverloaded
+			}
+			return nil
+		}),
+		max:     1 << 20,
+		log:     discardLogger,
+		observe: func(o *plane.Outcome) { got = append(got, *o) },
+		respond: func(_, resp *natsgo.Msg) error {
+			replies = append(replies, resp)
+			return nil
+		},
+	}
+	frame := requestFrame(t, id(1), []byte(`{"text":"hello"}`))
+	steps := []struct {
+		name  string
+		data  []byte
+		busy  bool
+		code  plane.Code // CodeUnknown: acked, with the nil reply (an empty message)
+		reply string
+	}{
+		{"ack", frame, false, plane.CodeUnknown, ""},
+		{"bad frame", []byte("hello"), false, plane.CodeBadRequest, "Two Part Codec Error: Invalid message: No message decoded"},
+		{"ack after a refusal", frame, false, plane.CodeUnknown, ""},
+		{"overloaded", frame, true, plane.CodeOverloaded, plane.TextOverloaded},
+	}
+	for i, st := range steps {
+		busy = st.busy
+		e.handle(&natsgo.Msg{Subject: e.subject, Reply: "_INBOX.t", Data: st.data})
+		if len(got) != i+1 || len(replies) != i+1 {
+			t.Fatalf("%s: %d outcomes, %d replies", st.name, len(got), len(replies))
+		}
+		o, r := got[i], replies[i]
+		if o.Plane != plane.NameNATS || o.Endpoint != testEndpoint || o.Code != st.code || o.Acked() != (st.code == plane.CodeUnknown) || o.Start.IsZero() {
+			t.Errorf("%s: outcome %+v", st.name, o)
+		}
+		if st.code == plane.CodeUnknown {
+			if r != nil {
+				t.Errorf("%s: ack reply %+v, want nil (the empty message)", st.name, r)
+			}
+			continue
+		}
+		if r == nil || string(r.Data) != st.reply {
+			t.Errorf("%s: reply %+v, want %q", st.name, r, st.reply)
+		}
+	}
+	if e.outcome != (plane.Outcome{}) {
+		t.Errorf("the endpoint holds on to %+v", e.outcome)
+	}
+}

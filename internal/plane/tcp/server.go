@@ -312,7 +312,7 @@ func (s *Server) serveConn(c net.Conn) {
 			}
 			return
 		}
-		text := s.handle(&req)
+		text := s.handle(&req, &cio.outcome)
 		if err := cio.reply(text); err != nil {
 			s.log.Debug("tcp request plane: write failed", "remote", c.RemoteAddr().String(), "err", err)
 			return
@@ -341,7 +341,7 @@ func (s *Server) readFailed(cio *connIO, err error) bool {
 		case codec.TCPCodeInvalidPath:
 			code = plane.CodeUnknownEndpoint
 		}
-		s.observe(&plane.Outcome{Plane: plane.NameTCP, Code: code, Err: &plane.Error{Plane: plane.NameTCP, Code: code, Text: te.Reply(), Err: te}, Start: time.Now()})
+		s.report(&cio.outcome, plane.Outcome{Plane: plane.NameTCP, Code: code, Err: &plane.Error{Plane: plane.NameTCP, Code: code, Text: te.Reply(), Err: te}, Start: time.Now()})
 	}
 	if werr := cio.reply(te.Reply()); werr != nil {
 		return false
@@ -357,7 +357,8 @@ func (s *Server) readFailed(cio *connIO, err error) bool {
 }
 
 // handle admits one request and returns the reply text: "" for the ack, otherwise a refusal.
-func (s *Server) handle(req *codec.TCPRequest) string {
+// o is the connection's Outcome to report through.
+func (s *Server) handle(req *codec.TCPRequest, o *plane.Outcome) string {
 	var start time.Time
 	if s.observe != nil {
 		start = time.Now()
@@ -366,14 +367,14 @@ func (s *Server) handle(req *codec.TCPRequest) string {
 	if !ok {
 		text := "Unknown endpoint: " + req.Path
 		if s.observe != nil {
-			s.observe(&plane.Outcome{Plane: plane.NameTCP, Code: plane.CodeUnknownEndpoint, Err: &plane.Error{Plane: plane.NameTCP, Code: plane.CodeUnknownEndpoint, Text: text}, Start: start})
+			s.report(o, plane.Outcome{Plane: plane.NameTCP, Code: plane.CodeUnknownEndpoint, Err: &plane.Error{Plane: plane.NameTCP, Code: plane.CodeUnknownEndpoint, Text: text}, Start: start})
 		}
 		return text
 	}
 	r, err := plane.Decode(req.Payload, s.max)
 	if err != nil {
 		code, text := plane.Refusal(err)
-		s.refused(rt.ep, code, err, start)
+		s.refused(o, rt.ep, code, err, start)
 		s.log.Debug("tcp request plane: refused bad request", "endpoint", rt.ep.String(), "reason", text)
 		return text
 	}
@@ -386,20 +387,28 @@ func (s *Server) handle(req *codec.TCPRequest) string {
 	r.Meta = plane.MetaFromHeaders(func(k string) string { return headers[k] }, r.Control.ID)
 	if err := rt.h.Accept(r); err != nil {
 		code, text := plane.Refusal(err)
-		s.refused(rt.ep, code, err, start)
+		s.refused(o, rt.ep, code, err, start)
 		s.log.Debug("tcp request plane: handler refused request", "endpoint", rt.ep.String(), "id", r.Control.ID, "reason", text)
 		return text
 	}
 	if s.observe != nil {
-		s.observe(&plane.Outcome{Plane: plane.NameTCP, Endpoint: rt.ep, Start: start})
+		s.report(o, plane.Outcome{Plane: plane.NameTCP, Endpoint: rt.ep, Start: start})
 	}
 	return ""
 }
 
-func (s *Server) refused(ep plane.Endpoint, code plane.Code, err error, start time.Time) {
+func (s *Server) refused(o *plane.Outcome, ep plane.Endpoint, code plane.Code, err error, start time.Time) {
 	if s.observe != nil {
-		s.observe(&plane.Outcome{Plane: plane.NameTCP, Endpoint: ep, Code: code, Err: err, Start: start})
+		s.report(o, plane.Outcome{Plane: plane.NameTCP, Endpoint: ep, Code: code, Err: err, Start: start})
 	}
+}
+
+// report passes v to the observer in the connection's Outcome o: an Outcome made per request
+// would escape to the heap, and the observer does not keep it.
+func (s *Server) report(o *plane.Outcome, v plane.Outcome) {
+	*o = v
+	s.observe(o)
+	*o = plane.Outcome{} // hold on to nothing between requests
 }
 
 // connIO is one server connection's I/O: reads and writes refresh the idle deadline, and a read
@@ -409,7 +418,8 @@ type connIO struct {
 	conn     net.Conn
 	bw       *bufio.Writer
 	idle     time.Duration
-	rdl, wdl time.Time // deadlines last set
+	rdl, wdl time.Time     // deadlines last set
+	outcome  plane.Outcome // reported to the observer, one request at a time
 }
 
 func (c *connIO) read(p []byte) (int, error) {

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -398,5 +399,61 @@ func TestServerClose(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", s.Addr().String(), waitLong); err == nil {
 		t.Fatal("listener still accepts after Close")
+	}
+}
+
+// TestServerObserve checks the outcomes reported for pipelined requests on one connection,
+// which share the connection's Outcome: each is reported whole, nothing of the one before.
+func TestServerObserve(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		got []plane.Outcome
+	)
+	s, _ := testServer(t, Options{Observe: func(o *plane.Outcome) {
+		mu.Lock()
+		got = append(got, *o)
+		mu.Unlock()
+	}})
+	v6 := v6Frame(t)
+	gen := RouteKey(endpoint("generate"))
+	steps := []struct {
+		name  string
+		write []byte
+		reply string
+		ep    plane.Endpoint
+		code  plane.Code // CodeUnknown: acked
+	}{
+		{"ack", envelope(gen, "{}", v6), "", endpoint("generate"), plane.CodeUnknown},
+		{"unknown endpoint", envelope("1/x", "{}", v6), "Unknown endpoint: 1/x", plane.Endpoint{}, plane.CodeUnknownEndpoint},
+		{"ack after a refusal", envelope(gen, "{}", v6), "", endpoint("generate"), plane.CodeUnknown},
+		{"bad frame", envelope(gen, "{}", []byte("hello")), "Two Part Codec Error: Invalid message: No message decoded", endpoint("generate"), plane.CodeBadRequest},
+		{"overloaded", envelope(RouteKey(endpoint("busy")), "{}", v6), plane.TextOverloaded, endpoint("busy"), plane.CodeOverloaded},
+		{"invalid path", envelope("\xff/generate", "{}", v6), "Invalid endpoint path", plane.Endpoint{}, plane.CodeUnknownEndpoint},
+		{"last ack", envelope(gen, "{}", v6), "", endpoint("generate"), plane.CodeUnknown},
+	}
+	var write []byte
+	for _, st := range steps {
+		write = append(write, st.write...)
+	}
+	c := dialRaw(t, s.Addr().String())
+	br := bufio.NewReader(c)
+	if _, err := c.Write(write); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range steps {
+		if r := readReply(t, br); r != st.reply {
+			t.Fatalf("%s: reply %q, want %q", st.name, r, st.reply)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != len(steps) {
+		t.Fatalf("%d outcomes, want %d", len(got), len(steps))
+	}
+	for i, st := range steps {
+		o := got[i]
+		if o.Plane != plane.NameTCP || o.Endpoint != st.ep || o.Code != st.code || o.Acked() != (st.code == plane.CodeUnknown) || o.Start.IsZero() {
+			t.Errorf("%s: outcome %+v, want endpoint %v code %v", st.name, o, st.ep, st.code)
+		}
 	}
 }
