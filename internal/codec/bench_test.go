@@ -2,7 +2,10 @@ package codec
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -137,6 +140,132 @@ func BenchmarkParseStreamItem(b *testing.B) {
 		if _, err := ParseStreamItem(item); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// benchJSONValues are the item payloads the requester validates: a typical ~100-byte item, a
+// 4 KiB one that is mostly one string, and a 4 KiB one made of many short members and numbers.
+func benchJSONValues() []struct {
+	name string
+	v    []byte
+} {
+	mixed := []byte(`{"data":{"token_ids":[`)
+	for i := 0; len(mixed) < 2<<10; i++ {
+		if i > 0 {
+			mixed = append(mixed, ',')
+		}
+		mixed = strconv.AppendInt(mixed, int64(i*7919%50257), 10)
+	}
+	mixed = append(mixed, `],"choices":[`...)
+	for i := 0; len(mixed) < 4<<10-40; i++ {
+		if i > 0 {
+			mixed = append(mixed, ',')
+		}
+		mixed = append(mixed, `{"index":`...)
+		mixed = strconv.AppendInt(mixed, int64(i), 10)
+		mixed = append(mixed, `,"text":"tok\u00e9n","logprob":-1.25e-3,"final":false,"stop":null}`...)
+	}
+	mixed = append(mixed, "]}}"...)
+	return []struct {
+		name string
+		v    []byte
+	}{
+		{"small", []byte(`{"data":{"index":7,"pad":"` + strings.Repeat("x", 64) + `"}}`)},
+		{"4KiB", []byte(`{"data":{"index":7,"pad":"` + strings.Repeat("x", 4<<10-36) + `"}}`)},
+		{"4KiB-mixed", mixed},
+	}
+}
+
+func BenchmarkValidJSON(b *testing.B) {
+	for _, tc := range benchJSONValues() {
+		if !json.Valid(tc.v) || !ValidJSON(tc.v) {
+			b.Fatalf("%s: benchmark input is not valid JSON", tc.name)
+		}
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(tc.v)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if !ValidJSON(tc.v) {
+					b.Fatal("invalid")
+				}
+			}
+		})
+		b.Run(tc.name+"/encoding-json", func(b *testing.B) {
+			b.SetBytes(int64(len(tc.v)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if !json.Valid(tc.v) {
+					b.Fatal("invalid")
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkParseStreamItemSize(b *testing.B) {
+	for _, tc := range benchJSONValues() {
+		item := AppendStreamItem(nil, tc.v)
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(item)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ParseStreamItem(item); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkParseHandshake(b *testing.B) {
+	cases := []struct{ name, in string }{
+		{"reqplane", `{"subject":"` + v5Subject + `","stream_type":"response"}`},
+		{"unknown field", `{"subject":"` + v5Subject + `","stream_type":"response","x":[1,{"y":null}]}`},
+	}
+	for _, tc := range cases {
+		in := []byte(tc.in)
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ParseHandshake(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkParsePrologue(b *testing.B) {
+	cases := []struct{ name, in string }{
+		{"null", `{"error":null}`},
+		{"null typed_error", `{"error":null,"typed_error":null}`},
+		{"error", `{"error":"Generate Error: request body must be a JSON object with a \"text\" field"}`},
+		{"error typed_error", `{"error":"Generate Error: boom","typed_error":{"code":500,"message":"boom"}}`},
+	}
+	for _, tc := range cases {
+		in := []byte(tc.in)
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ParsePrologue(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkParseControl(b *testing.B) {
+	for _, in := range []string{`"stop"`, ` "sentinel"` + "\n"} {
+		in := []byte(in)
+		b.Run(strings.TrimSpace(string(in)), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ParseControl(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

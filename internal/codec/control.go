@@ -285,6 +285,14 @@ type wireHandshake struct {
 // ParseHandshake parses a CallHomeHandshake; both fields are required. The stream type is
 // returned as sent: the caller decides what it accepts. Errors are *ControlError.
 func ParseHandshake(b []byte) (Handshake, error) {
+	if h, ok := parseHandshakeFast(b); ok {
+		return h, nil
+	}
+	return parseHandshakeSlow(b)
+}
+
+// parseHandshakeSlow is the encoding/json path: any input, and the words for every error.
+func parseHandshakeSlow(b []byte) (Handshake, error) {
 	var w wireHandshake
 	if ce := unmarshal(objHandshake, b, &w); ce != nil {
 		return Handshake{}, ce
@@ -325,6 +333,14 @@ func ParsePrologue(b []byte) (Prologue, error) {
 	if bytes.Equal(b, []byte(`{"error":null}`)) {
 		return Prologue{}, nil
 	}
+	if p, ok := parsePrologueFast(b); ok {
+		return p, nil
+	}
+	return parsePrologueSlow(b)
+}
+
+// parsePrologueSlow is the encoding/json path: any input, and the words for every error.
+func parsePrologueSlow(b []byte) (Prologue, error) {
 	var w wirePrologue
 	if ce := unmarshal(objPrologue, b, &w); ce != nil {
 		return Prologue{}, ce
@@ -369,15 +385,14 @@ func AppendControl(dst []byte, c Control) []byte {
 
 // ParseControl parses a ControlMessage header. Errors are *ControlError.
 func ParseControl(b []byte) (Control, error) {
-	// Fast path for the exact bytes every peer writes.
-	switch string(b) {
-	case `"stop"`:
-		return ControlStop, nil
-	case `"kill"`:
-		return ControlKill, nil
-	case `"sentinel"`:
-		return ControlSentinel, nil
+	if c, ok := parseControlFast(b); ok {
+		return c, nil
 	}
+	return parseControlSlow(b)
+}
+
+// parseControlSlow is the encoding/json path: escaped forms, and the words for every error.
+func parseControlSlow(b []byte) (Control, error) {
 	var s string
 	if ce := unmarshal(objControl, b, &s); ce != nil {
 		return 0, ce
@@ -439,9 +454,9 @@ func ParseStreamItem(b []byte) (StreamItem, error) {
 	if len(b) > len(streamItemHead)+len(streamItemTail) &&
 		bytes.HasPrefix(b, []byte(streamItemHead)) && bytes.HasSuffix(b, []byte(streamItemTail)) {
 		data := b[len(streamItemHead) : len(b)-len(streamItemTail)]
-		// json.Valid accepts exactly one value, so `1,"x":2` (other fields in between) falls
-		// through to the full parser.
-		if json.Valid(data) {
+		// ValidJSON (encoding/json.Valid's answer) accepts exactly one value, so `1,"x":2`
+		// (other fields in between) falls through to the full parser.
+		if ValidJSON(data) {
 			data = bytes.TrimSpace(data)
 			if string(data) == "null" {
 				data = nil

@@ -84,6 +84,25 @@ func (s *fastScanner) skip() bool {
 	return ok
 }
 
+// quoted reads the string value v if it is written exactly as "v".
+func (s *fastScanner) quoted(v string) bool {
+	rest := s.b[s.i:]
+	if len(rest) >= len(v)+2 && rest[0] == '"' && string(rest[1:len(v)+1]) == v && rest[len(v)+1] == '"' {
+		s.i += len(v) + 2
+		return true
+	}
+	return false
+}
+
+// null reads a null value.
+func (s *fastScanner) null() bool {
+	if len(s.b)-s.i >= 4 && string(s.b[s.i:s.i+4]) == "null" {
+		s.i += 4
+		return true
+	}
+	return false
+}
+
 // end reports whether only whitespace is left.
 func (s *fastScanner) end() bool { return skipSpace(s.b, s.i) == len(s.b) }
 
@@ -170,30 +189,7 @@ func skipString(b []byte, i int) (int, bool) {
 	if i >= len(b) || b[i] != '"' {
 		return 0, false
 	}
-	for i++; i < len(b); i++ {
-		switch c := b[i]; {
-		case c == '"':
-			return i + 1, true
-		case c < 0x20:
-			return 0, false
-		case c == '\\':
-			if i+1 >= len(b) {
-				return 0, false
-			}
-			i++
-			switch b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if _, ok := hex4(b, i+1); !ok {
-					return 0, false
-				}
-				i += 4
-			default:
-				return 0, false
-			}
-		}
-	}
-	return 0, false
+	return scanString(b, i+1)
 }
 
 // skipNumber validates -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
@@ -434,4 +430,103 @@ func parseMuxCallHomeFast(b []byte) (info MuxCallHomeInfo, ok bool) {
 func parseUUIDFast(s string) (UUID, bool) {
 	u, err := ParseUUID(s)
 	return u, err == nil
+}
+
+// parseHandshakeFast decodes the call-home handshake without reflection; ok=false means "ask
+// encoding/json" (which also words every error).
+func parseHandshakeFast(b []byte) (h Handshake, ok bool) {
+	s := fastScanner{b: b}
+	if !s.open() {
+		return Handshake{}, false
+	}
+	var seen uint8
+	for first := true; ; first = false {
+		key, end, ok := s.member(first)
+		if !ok {
+			return Handshake{}, false
+		}
+		if end {
+			break
+		}
+		switch string(key) {
+		case "subject":
+			h.Subject, ok = s.str()
+			seen |= 1
+		case "stream_type":
+			// The value every peer sends needs no allocation.
+			if h.StreamType, ok = StreamTypeResponse, s.quoted(StreamTypeResponse); !ok {
+				h.StreamType, ok = s.str()
+			}
+			seen |= 2
+		default:
+			ok = !foldsToAny(key, "subject", "stream_type") && s.skip()
+		}
+		if !ok {
+			return Handshake{}, false
+		}
+	}
+	if seen != 3 || !s.end() {
+		return Handshake{}, false
+	}
+	return h, true
+}
+
+// parsePrologueFast decodes a prologue without reflection: error a string or null, other members
+// (2026's typed_error) skipped. ok=false means "ask encoding/json".
+func parsePrologueFast(b []byte) (p Prologue, ok bool) {
+	s := fastScanner{b: b}
+	if !s.open() {
+		return Prologue{}, false
+	}
+	// As in encoding/json, the last "error" member wins and null or absence means success.
+	var text string
+	var failed bool
+	for first := true; ; first = false {
+		key, end, ok := s.member(first)
+		if !ok {
+			return Prologue{}, false
+		}
+		if end {
+			break
+		}
+		if string(key) == "error" {
+			if failed = !s.null(); failed {
+				text, ok = s.str()
+			}
+		} else {
+			ok = !foldsToAny(key, "error") && s.skip()
+		}
+		if !ok {
+			return Prologue{}, false
+		}
+	}
+	if !s.end() {
+		return Prologue{}, false
+	}
+	if failed {
+		e := text // moved to the heap only when there is an error to report
+		p.Error = &e
+	}
+	return p, true
+}
+
+// parseControlFast recognises the three control messages as peers write them, optionally
+// surrounded by JSON whitespace; escaped spellings and errors are encoding/json's.
+func parseControlFast(b []byte) (Control, bool) {
+	if len(b) > 0 && (isSpace(b[0]) || isSpace(b[len(b)-1])) {
+		i, j := skipSpace(b, 0), len(b)
+		for j > i && isSpace(b[j-1]) {
+			j--
+		}
+		b = b[i:j]
+	}
+	switch string(b) {
+	case `"stop"`:
+		return ControlStop, true
+	case `"kill"`:
+		return ControlKill, true
+	case `"sentinel"`:
+		return ControlSentinel, true
+	}
+	return 0, false
 }

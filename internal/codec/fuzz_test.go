@@ -496,6 +496,11 @@ func FuzzFastPathAgrees(f *testing.F) {
 	f.Add([]byte(`{"id":"a","request_type":"x","response_type":"y","connection_info":{"transport":"t","info":"\ud83d\ude00\ud800"},"k":"\u017f"}`))
 	f.Add([]byte(`{"address":"127.0.0.1:1","frontend_server_id":"0b7e4c1a-2f3d-4e5f-8a9b-c0d1e2f3a4b5","stream_id":"3f0c9a52-8d1e-4b7a-9c21-5e6f7a8b9c0d","context":"c","version":1}`))
 	f.Add([]byte(`{"address":"a","frontend_server_id":"0b7e4c1a-2f3d-4e5f-8a9b-c0d1e2f3a4b5","stream_id":"3f0c9a52-8d1e-4b7a-9c21-5e6f7a8b9c0d","context":"c","version":4294967296}`))
+	f.Add([]byte(`{"subject":"` + v5Subject + `","stream_type":"response"}`))
+	f.Add([]byte(` {"stream_type":"x","Subject":"a","subject":"b","y":{"z":[1.5,true]}} `))
+	f.Add([]byte(`{"error":"Generate Error: \"text\" \u00e9\ud800","typed_error":{"code":1},"error":null}`))
+	f.Add([]byte("{\"error\":null,\"error\":\"x\xff\"}"))
+	f.Add([]byte("\t\"sentinel\"\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if fast, ok := parseRequestControlFast(b); ok {
 			slow, err := parseRequestControlSlow(b)
@@ -515,5 +520,108 @@ func FuzzFastPathAgrees(f *testing.F) {
 				t.Fatalf("mux call-home: fast %+v, encoding/json %+v %v", fast, slow, err)
 			}
 		}
+		if fast, ok := parseHandshakeFast(b); ok {
+			slow, err := parseHandshakeSlow(b)
+			if err != nil || slow != fast {
+				t.Fatalf("handshake: fast %+v, encoding/json %+v %v", fast, slow, err)
+			}
+		}
+		if fast, ok := parsePrologueFast(b); ok {
+			slow, err := parsePrologueSlow(b)
+			if err != nil || !reflect.DeepEqual(slow, fast) {
+				t.Fatalf("prologue: fast %v, encoding/json %v %v", fast.Error, slow.Error, err)
+			}
+		}
+		if fast, ok := parseControlFast(b); ok {
+			slow, err := parseControlSlow(b)
+			if err != nil || slow != fast {
+				t.Fatalf("control: fast %v, encoding/json %v %v", fast, slow, err)
+			}
+		}
 	})
 }
+
+// FuzzValidJSON checks ValidJSON against encoding/json.Valid on b, and on b nested depth
+// levels deep (level d an object {"k":…} if bit d%64 of kinds is set, else an array), so deep
+// and mixed nesting around the 10000-level limit needs no large corpus entries.
+func FuzzValidJSON(f *testing.F) {
+	f.Fuzz(func(t *testing.T, b []byte, depth uint16, kinds uint64) {
+		if got, want := ValidJSON(b), json.Valid(b); got != want {
+			t.Fatalf("ValidJSON(%q) = %v, encoding/json %v", b, got, want)
+		}
+		if depth == 0 {
+			return
+		}
+		// Beyond the limit every depth behaves the same.
+		depth = min(depth, maxValidDepth+2)
+		in := make([]byte, 0, len(b)+6*int(depth))
+		for d := range int(depth) {
+			if kinds>>(d%64)&1 != 0 {
+				in = append(in, `{"k":`...)
+			} else {
+				in = append(in, '[')
+			}
+		}
+		in = append(in, b...)
+		for d := int(depth) - 1; d >= 0; d-- {
+			if kinds>>(d%64)&1 != 0 {
+				in = append(in, '}')
+			} else {
+				in = append(in, ']')
+			}
+		}
+		if got, want := ValidJSON(in), json.Valid(in); got != want {
+			t.Fatalf("ValidJSON(%q nested %d deep, kinds %#x) = %v, encoding/json %v", b, depth, kinds, got, want)
+		}
+	})
+}
+
+// TestFastPathsTaken pins which inputs the reflection-free paths decode themselves (what peers
+// send) and which they leave to encoding/json; FuzzFastPathAgrees checks the values agree.
+func TestFastPathsTaken(t *testing.T) {
+	hs := `{"subject":"` + v5Subject + `","stream_type":"response"}`
+	tests := []struct {
+		name string
+		fast func([]byte) bool
+		in   string
+		want bool
+	}{
+		{"handshake V5", handshakeFast, hs, true},
+		{"handshake spaced, reordered, unknown fields", handshakeFast, " {\"stream_type\" : \"r\",\n\"x\":[1,{\"y\":null}], \"subject\":\"s\\u00e9\"} ", true},
+		{"handshake case-folded key", handshakeFast, `{"Subject":"s","stream_type":"response"}`, false},
+		{"handshake null", handshakeFast, `{"subject":null,"stream_type":"response"}`, false},
+		{"handshake missing field", handshakeFast, `{"subject":"s"}`, false},
+		{"handshake not an object", handshakeFast, `null`, false},
+		{"prologue null", prologueFast, `{"error":null}`, true},
+		{"prologue null, typed_error", prologueFast, `{"error":null,"typed_error":{"code":500}}`, true},
+		{"prologue error, typed_error", prologueFast, `{"error":"Generate Error: x","typed_error":null}`, true},
+		{"prologue V9", prologueFast, `{"error":"Generate Error: request body must be a JSON object with a \"text\" field"}`, true},
+		{"prologue no error member", prologueFast, `{}`, true},
+		{"prologue case-folded key", prologueFast, `{"Error":"x"}`, false},
+		{"prologue number", prologueFast, `{"error":1}`, false},
+		{"prologue trailing garbage", prologueFast, `{"error":null}x`, false},
+		{"control stop", controlFast, `"stop"`, true},
+		{"control spaced sentinel", controlFast, " \"sentinel\"\r\n", true},
+		{"control escaped", controlFast, `"\u006bill"`, false},
+		{"control unknown", controlFast, `"pause"`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.fast([]byte(tt.in)); got != tt.want {
+				t.Errorf("fast path taken = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	hsb := []byte(hs)
+	if n := testing.AllocsPerRun(100, func() { _, _ = ParseHandshake(hsb) }); n > 1 {
+		t.Errorf("ParseHandshake: %v allocations, want at most 1 (the subject)", n)
+	}
+	typed := []byte(`{"error":null,"typed_error":null}`)
+	if n := testing.AllocsPerRun(100, func() { _, _ = ParsePrologue(typed) }); n != 0 {
+		t.Errorf("ParsePrologue(null): %v allocations, want 0", n)
+	}
+}
+
+func handshakeFast(b []byte) bool { _, ok := parseHandshakeFast(b); return ok }
+func prologueFast(b []byte) bool  { _, ok := parsePrologueFast(b); return ok }
+func controlFast(b []byte) bool   { _, ok := parseControlFast(b); return ok }

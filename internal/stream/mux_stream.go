@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 
@@ -24,7 +23,17 @@ type muxStream struct {
 }
 
 func newMuxStream(srv *Server, info codec.MuxCallHomeInfo) *Stream {
-	return &Stream{
+	// The stream and its mux state are one allocation.
+	ms := &struct {
+		Stream
+		muxStream
+	}{}
+	ms.muxStream = muxStream{
+		info:   info,
+		notify: make(chan struct{}, 1),
+		credit: MuxStreamWindow,
+	}
+	ms.Stream = Stream{
 		srv: srv,
 		info: codec.CallHomeInfo{
 			Address:    info.Address,
@@ -32,15 +41,12 @@ func newMuxStream(srv *Server, info codec.MuxCallHomeInfo) *Stream {
 			Context:    info.Context,
 			StreamType: codec.StreamTypeResponse,
 		},
-		mux: &muxStream{
-			info:   info,
-			notify: make(chan struct{}, 1),
-			credit: MuxStreamWindow,
-		},
+		mux:      &ms.muxStream,
 		ended:    make(chan struct{}),
 		quit:     make(chan struct{}),
 		detached: make(chan struct{}),
 	}
+	return &ms.Stream
 }
 
 // MuxInfo returns a response mux stream's connection info; ok is false for a classic stream.
@@ -224,7 +230,7 @@ func (s *Stream) muxFrame(mc *muxConn, f codec.MuxFrame) {
 			text = TextEmptyResponse
 		case m.credit <= 0:
 			text = TextMuxWindow
-		case !json.Valid(f.Payload):
+		case !codec.ValidJSON(f.Payload):
 			text = "invalid JSON in a response mux Data frame"
 		default:
 			m.credit -= int64(len(f.Payload))
