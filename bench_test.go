@@ -55,7 +55,7 @@ func BenchmarkGenerate(b *testing.B) {
 			})
 			// The load shape of `reqplane bench`: 64 requests in flight, so batching on every
 			// connection shows, and a profile covers client and worker together.
-			b.Run(planeName+"/"+mode.name+"/parallel64", func(b *testing.B) {
+			b.Run(planeName+"/"+mode.name+"-parallel64", func(b *testing.B) {
 				b.ReportAllocs()
 				b.SetParallelism(32) // 2 × 32 on the CI's two cores; more elsewhere
 				b.RunParallel(func(pb *testing.PB) {

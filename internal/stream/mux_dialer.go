@@ -15,6 +15,12 @@ import (
 	"github.com/reqplane/reqplane/internal/codec"
 )
 
+// muxBusyStreams is the number of open streams beyond which a connection counts as busy and
+// Open prefers dialing another (up to PoolSize). It is high on purpose: the streams of one
+// connection share its writes (one write carries the frames of many), while streams spread
+// over several connections each cost writes, reads and wake-ups of their own.
+const muxBusyStreams = 64
+
 // Defaults applied to zero MuxDialOptions fields.
 const (
 	DefaultMuxPoolSize     = 4
@@ -116,7 +122,7 @@ func (d *MuxDialer) Open(ctx context.Context, info codec.MuxCallHomeInfo) (*MuxS
 		}
 		best := d.pickLocked(p)
 		canDial := len(p.conns)+p.dialing < d.opts.PoolSize
-		if best != nil && (best.load.Load() == 0 || !canDial) {
+		if best != nil && (best.load.Load() < muxBusyStreams || !canDial) {
 			s := best.open(ctx, info)
 			d.mu.Unlock()
 			if s != nil {

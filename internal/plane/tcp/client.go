@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -19,9 +20,13 @@ import (
 
 const (
 	// busyThreshold is the number of outstanding requests beyond which a connection counts as
-	// busy and the pool prefers opening another one (up to PoolSize). Pipelining a few requests
-	// per connection batches writes; beyond that, more connections spread the server's work.
-	busyThreshold = 8
+	// busy and the pool prefers opening another one (up to PoolSize). It is high on purpose:
+	// requests pipelined on one connection leave in batches, are read in batches and are
+	// acknowledged in batches, while requests spread over many connections cost a write, a
+	// read and a wake-up each on both sides. With 64 requests in flight, a threshold of 8 grew
+	// the pool to ~50 connections and took 2.1 writes per request, 128 keeps one connection
+	// and 0.5 writes (BenchmarkGenerate tcp/mux-parallel64), about a quarter less CPU.
+	busyThreshold = 128
 	// maxPickAttempts bounds how often Send re-picks after its connection broke before the
 	// request was queued on it (nothing was sent, so trying again is safe).
 	maxPickAttempts = 3
@@ -442,6 +447,18 @@ func (cn *conn) enqueue(path string, headers map[string]string, frame []byte) (*
 	cn.n.Add(1)
 	if !cn.writing {
 		cn.writing = true
+		// Let the other runnable senders queue their requests first, for as long as the
+		// batch grows (a few rounds at most): one write then carries them all. With nothing
+		// else runnable, Gosched returns at once, so an idle connection adds no latency.
+		for range 4 {
+			n := len(cn.wbuf)
+			cn.mu.Unlock()
+			runtime.Gosched()
+			cn.mu.Lock()
+			if len(cn.wbuf) == n {
+				break
+			}
+		}
 		cn.flushLocked()
 		cn.writing = false
 	}
