@@ -66,6 +66,40 @@ func (s *fastScanner) member(first bool) (key []byte, end, ok bool) {
 	return key, false, true
 }
 
+// strKnown is str for a value that is usually one of known: that one is returned as is,
+// without allocating a copy.
+func (s *fastScanner) strKnown(known ...string) (string, bool) {
+	if s.i < len(s.b) && s.b[s.i] == '"' {
+		rest := s.b[s.i+1:]
+		for _, k := range known {
+			if len(rest) > len(k) && rest[len(k)] == '"' && string(rest[:len(k)]) == k {
+				s.i += len(k) + 2
+				return k, true
+			}
+		}
+	}
+	return s.str()
+}
+
+// plainStr reads a string value without escapes and returns its bytes, which alias the input;
+// ok is false for anything else, escapes included.
+func (s *fastScanner) plainStr() ([]byte, bool) {
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return nil, false
+	}
+	start := s.i + 1
+	for j := start; j < len(s.b); j++ {
+		switch c := s.b[j]; {
+		case c == '"':
+			s.i = j + 1
+			return s.b[start:j], true
+		case c == '\\' || c < 0x20:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
 // str reads a string value.
 func (s *fastScanner) str() (string, bool) {
 	v, next, ok := parseString(s.b, s.i)
@@ -272,7 +306,7 @@ func parseRequestControlFast(b []byte) (c RequestControl, ok bool) {
 			}
 			continue
 		}
-		if *dst, ok = s.str(); !ok {
+		if *dst, ok = s.strKnown(RequestTypeSingleIn, ResponseTypeManyOut); !ok {
 			return RequestControl{}, false
 		}
 	}
@@ -297,7 +331,7 @@ func parseConnectionInfoFast(s *fastScanner, c *RequestControl) bool {
 		}
 		switch string(key) {
 		case "transport":
-			c.Transport, ok = s.str()
+			c.Transport, ok = s.strKnown(TransportTCPResponseMuxV1, TransportTCPServer)
 			seen |= 1
 		case "info":
 			c.Info, ok = s.str()
@@ -397,8 +431,8 @@ func parseMuxCallHomeFast(b []byte) (info MuxCallHomeInfo, ok bool) {
 			info.Address, ok = s.str()
 			seen |= 1
 		case "frontend_server_id", "stream_id":
-			var v string
-			if v, ok = s.str(); ok {
+			var v []byte
+			if v, ok = s.plainStr(); ok {
 				dst := &info.FrontendServerID
 				if string(key) == "stream_id" {
 					dst = &info.StreamID
@@ -406,7 +440,7 @@ func parseMuxCallHomeFast(b []byte) (info MuxCallHomeInfo, ok bool) {
 				} else {
 					seen |= 2
 				}
-				*dst, ok = parseUUIDFast(v)
+				*dst, ok = parseUUID(v)
 			}
 		case "context":
 			info.Context, ok = s.str()
@@ -427,10 +461,6 @@ func parseMuxCallHomeFast(b []byte) (info MuxCallHomeInfo, ok bool) {
 	return info, true
 }
 
-func parseUUIDFast(s string) (UUID, bool) {
-	u, err := ParseUUID(s)
-	return u, err == nil
-}
 
 // parseHandshakeFast decodes the call-home handshake without reflection; ok=false means "ask
 // encoding/json" (which also words every error).

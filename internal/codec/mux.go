@@ -123,22 +123,28 @@ var uuidOffsets = [16]int{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32,
 
 // ParseUUID parses the 36-character hyphenated form (either case).
 func ParseUUID(s string) (UUID, error) {
-	var u UUID
-	bad := func() (UUID, error) {
+	u, ok := parseUUID(s)
+	if !ok {
 		return UUID{}, &ControlError{Kind: ErrMalformed, Object: "UUID", Detail: "invalid UUID " + strconv.Quote(s)}
 	}
+	return u, nil
+}
+
+// parseUUID is ParseUUID without the error, for strings and for bytes that are not copied.
+func parseUUID[T string | []byte](s T) (UUID, bool) {
+	var u UUID
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return bad()
+		return UUID{}, false
 	}
 	for j, i := range uuidOffsets {
 		hi, ok1 := unhexDigit(s[i])
 		lo, ok2 := unhexDigit(s[i+1])
 		if !ok1 || !ok2 {
-			return bad()
+			return UUID{}, false
 		}
 		u[j] = hi<<4 | lo
 	}
-	return u, nil
+	return u, true
 }
 
 func unhexDigit(c byte) (byte, bool) {

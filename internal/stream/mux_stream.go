@@ -17,10 +17,15 @@ type muxStream struct {
 
 	// Guarded by Stream.mu.
 	mc       *muxConn // set by the first frame (the prologue)
-	queue    [][]byte
+	queue    [][]byte // items from qhead on are undelivered
+	qhead    int
 	credit   int64 // Data payload bytes the worker may still send
 	consumed int64 // bytes consumed since the last WindowUpdate
 }
+
+// muxQueueCap is a stream's first queue capacity: a burst of items usually fits, in one
+// allocation.
+const muxQueueCap = 16
 
 func newMuxStream(srv *Server, info codec.MuxCallHomeInfo) *Stream {
 	// The stream and its mux state are one allocation.
@@ -98,10 +103,13 @@ func (s *Stream) recvMux(ctx context.Context) ([]byte, error) {
 			s.mu.Unlock()
 			return nil, err
 		}
-		if len(m.queue) > 0 {
-			item := m.queue[0]
-			m.queue[0] = nil
-			m.queue = m.queue[1:]
+		if m.qhead < len(m.queue) {
+			item := m.queue[m.qhead]
+			m.queue[m.qhead] = nil
+			if m.qhead++; m.qhead == len(m.queue) {
+				// Drained: the next items reuse the array instead of growing a new one.
+				m.queue, m.qhead = m.queue[:0], 0
+			}
 			m.consumed += int64(len(item))
 			var grant int64
 			mc := m.mc
@@ -171,7 +179,7 @@ func (s *Stream) terminateMux(err *Error, kind termKind) {
 		close(s.quit)
 	}
 	s.stopTimer()
-	s.mux.queue = nil
+	s.mux.queue, s.mux.qhead = nil, 0
 	mc := s.mux.mc
 	if live && mc != nil {
 		mc.w.putFrame(codec.MuxKill, s.mux.info.StreamID, nil)
@@ -235,6 +243,9 @@ func (s *Stream) muxFrame(mc *muxConn, f codec.MuxFrame) {
 		default:
 			m.credit -= int64(len(f.Payload))
 			// The payload aliases the reader's buffer; the consumer gets its own copy.
+			if m.queue == nil {
+				m.queue = make([][]byte, 0, muxQueueCap)
+			}
 			m.queue = append(m.queue, mc.copyItem(f.Payload))
 			select {
 			case m.notify <- struct{}{}:
