@@ -461,7 +461,6 @@ func parseMuxCallHomeFast(b []byte) (info MuxCallHomeInfo, ok bool) {
 	return info, true
 }
 
-
 // parseHandshakeFast decodes the call-home handshake without reflection; ok=false means "ask
 // encoding/json" (which also words every error).
 func parseHandshakeFast(b []byte) (h Handshake, ok bool) {
