@@ -115,7 +115,7 @@ child process is stopped and waited for at the end, on error and on SIGINT.`,
 	f.BoolVar(&o.quick, "quick", false, "a short run (1s phases, 300ms warm-up) that ends within a minute")
 	f.BoolVar(&o.json, "json", false, "print the rows as a JSON array instead of the table")
 	f.StringVar(&o.plot, "plot", "", "write a PNG chart of the load-phase latency distributions to this file")
-	f.StringVar(&o.cpuprofile, "cpuprofile", "", "write a pprof CPU profile of this (client) process over the measured phases")
+	f.StringVar(&o.cpuprofile, "cpuprofile", "", "write a pprof CPU profile of this (client) process over the measured phases to FILE, and of each worker process over its life to FILE.PLANE-MODE")
 	f.IntVar(&o.inflight, "inflight", 0, "after the phases, hold this many streams open at once on every mux row and report the client's memory per stream (0: skip)")
 	f.DurationVar(&o.inflightHold, "inflight-hold", 5*time.Second, "how long each worker holds an in-flight stream open after its first item")
 	cmd.AddCommand(newBenchGRPCServerCmd(e))
@@ -260,12 +260,16 @@ func runBench(ctx context.Context, e env, x selfExec, o benchOptions) (err error
 			ep := reqplane.EndpointID{Namespace: "bench", Component: plane + "-" + mode.name, Endpoint: "generate"}
 			wenv := cluster.Env(plane, mode.env)
 			wenv["DYN_LOG"] = "warn"
+			args := []string{"worker", "--engine", "bench", "--namespace", ep.Namespace, "--component", ep.Component,
+				"--endpoint", ep.Endpoint, "--drain-timeout", benchDrain}
+			if o.cpuprofile != "" {
+				args = append(args, "--cpuprofile", o.cpuprofile+"."+plane+"-"+mode.name)
+			}
 			wp, err := start(bench.ProcessSpec{
 				Name: plane + " worker (" + mode.name + ")",
 				Path: x.path,
-				Args: x.args("worker", "--engine", "bench", "--namespace", ep.Namespace, "--component", ep.Component,
-					"--endpoint", ep.Endpoint, "--drain-timeout", benchDrain),
-				Env: wenv,
+				Args: x.args(args...),
+				Env:  wenv,
 			})
 			if err != nil {
 				return err
@@ -289,15 +293,11 @@ func runBench(ctx context.Context, e env, x selfExec, o benchOptions) (err error
 	}
 
 	if o.cpuprofile != "" {
-		f, err := os.Create(o.cpuprofile)
+		stop, err := startCPUProfile(o.cpuprofile)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	fmt.Fprintf(e.stderr, "reqplane bench: %d rows, %s per phase (warm-up %s), load concurrency %d\n",
 		len(targets), o.duration, o.warmup, o.concurrency)
@@ -497,4 +497,20 @@ func netipAddrPort(s string) (string, error) {
 		return "", fmt.Errorf("%q is not a loopback IP", host)
 	}
 	return s, nil
+}
+
+// startCPUProfile starts a pprof CPU profile written to path; stop ends and closes it.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -19,6 +19,7 @@ func newWorkerCmd(e env) *cobra.Command {
 		engine     string
 		drain      time.Duration
 		systemPort int
+		cpuprofile string
 	)
 	cmd := &cobra.Command{
 		Use:   "worker --namespace NS --component C --endpoint E [--engine echo]",
@@ -49,6 +50,13 @@ The echo engine answers {"text": "...", "delay_ms": N} with one item per word,
 			case systemPort >= 0:
 				cfg.System.Enabled, cfg.System.Port = true, systemPort
 			}
+			if cpuprofile != "" {
+				stop, err := startCPUProfile(cpuprofile)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			log := newLogger(e.stderr, cfg.Log)
 			rt := reqplane.New(cfg, reqplane.WithLogger(log))
 			defer rt.Close()
@@ -71,6 +79,7 @@ The echo engine answers {"text": "...", "delay_ms": N} with one item per word,
 	f.StringVar(&id.Endpoint, "endpoint", "generate", "endpoint name")
 	f.StringVar(&engine, "engine", "echo", "engine serving the endpoint (echo)")
 	f.DurationVar(&drain, "drain-timeout", 30*time.Second, "how long requests in flight may run on after SIGTERM")
+	f.StringVar(&cpuprofile, "cpuprofile", "", "write a pprof CPU profile of this worker, from start to exit, to this file")
 	f.IntVar(&systemPort, "system-port", -1, "status server port (health, live, /metrics), overriding DYN_SYSTEM_PORT; 0 = OS-assigned, -1 = keep DYN_SYSTEM_PORT")
 	return cmd
 }

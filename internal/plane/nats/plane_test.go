@@ -31,11 +31,16 @@ func TestSendAcked(t *testing.T) {
 	}
 	// A raw queue member of another group sees every request's headers as sent on the wire.
 	wire := make(chan *natsgo.Msg, 8)
-	spy, err := rawConn(t, ns.ClientURL()).ChanSubscribe(subject, wire)
+	raw := rawConn(t, ns.ClientURL())
+	spy, err := raw.ChanSubscribe(subject, wire)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer spy.Unsubscribe()
+	// The server must know the spy before the client publishes.
+	if err := raw.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	cli := newClient(t, ClientOptions{URLs: []string{ns.ClientURL()}})
 
 	tests := []struct {
