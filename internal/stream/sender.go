@@ -104,10 +104,11 @@ type Sender struct {
 	writeErr     *Error // sticky: after a failed write the stream may hold a partial frame
 }
 
-// Dial connects to the requester named in info (spec §6, worker side), sends the handshake and
-// starts reading the requester's control messages. ctx bounds the dial; the Sender's Context
-// keeps ctx's values but not its cancellation. Every failure is a *Error with CodeConnect
-// (metric error_type "response_stream").
+// Dial connects to the requester named in info (spec §6, worker side), queues the handshake
+// (written at once, with whatever frames the handler queues meanwhile) and starts reading the
+// requester's control messages. ctx bounds the dial; the Sender's Context keeps ctx's values
+// but not its cancellation. Every failure is a *Error with CodeConnect (metric error_type
+// "response_stream"); a failed handshake write is reported so by the next Send or Finish.
 func Dial(ctx context.Context, info codec.CallHomeInfo, opts DialOptions) (*Sender, error) {
 	opts = opts.withDefaults()
 	addr, err := info.DialAddress()
@@ -126,20 +127,20 @@ func Dial(ctx context.Context, info codec.CallHomeInfo, opts DialOptions) (*Send
 	if err != nil {
 		return nil, newError(CodeConnect, "call-home connect to "+addr+" failed: "+err.Error(), err)
 	}
-	deadline := time.Now().Add(opts.ConnectTimeout)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
-	}
-	conn.SetWriteDeadline(deadline)
-	if _, err := conn.Write(hs); err != nil {
-		conn.Close()
-		return nil, newError(CodeConnect, "call-home handshake to "+addr+" failed: "+err.Error(), err)
-	}
-	conn.SetWriteDeadline(time.Time{})
-	return newSender(ctx, conn, info, opts), nil
+	s := newSender(ctx, conn, info, opts)
+	// The flusher writes the handshake, starting now: a quick handler's first frames join it in
+	// one write (instead of a write of its own), and a slow one does not hold it back. Its
+	// failure is reported as CodeConnect by the next Send or Finish.
+	s.wmu.Lock()
+	s.pending = append(s.pending, hs...)
+	s.flushing = true
+	s.flushers.Add(1)
+	go s.flush(CodeConnect)
+	s.wmu.Unlock()
+	return s, nil
 }
 
-// newSender wraps a connection whose handshake is written and starts the control reader.
+// newSender wraps a call-home connection and starts the control reader.
 func newSender(ctx context.Context, conn net.Conn, info codec.CallHomeInfo, opts DialOptions) *Sender {
 	sctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	s := &Sender{
