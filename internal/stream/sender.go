@@ -34,7 +34,7 @@ const closeFlushTimeout = time.Second
 
 // DialOptions configure Dial. Zero fields take the documented defaults.
 type DialOptions struct {
-	// ConnectTimeout bounds dialing and writing the handshake (DYN_TCP_CONNECT_TIMEOUT).
+	// ConnectTimeout bounds dialing (DYN_TCP_CONNECT_TIMEOUT).
 	// Default 5 s.
 	ConnectTimeout time.Duration
 	// MaxMessageSize bounds every frame written and read (DYN_TCP_MAX_MESSAGE_SIZE). Default
@@ -339,6 +339,9 @@ func (s *Sender) writeQueued(code Code) {
 		}
 		if err != nil {
 			s.writeErr = newError(code, "response stream write failed: "+err.Error(), err)
+		}
+		if code == CodeConnect {
+			code = CodeWrite // the handshake went with the first write; what follows are frames
 		}
 		s.wcond.Broadcast()
 	}
