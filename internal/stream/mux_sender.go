@@ -56,11 +56,10 @@ type MuxSender struct {
 	credit int64         // guarded by wc.mu: Data payload bytes this stream may still send
 	wake   chan struct{} // cap 1: credit arrived
 
-	wmu          sync.Mutex // serialises the stream's writes, so its frames stay in order
-	prologueSent bool
-	errPrologue  bool
-	finished     bool
-	closeOnce    sync.Once
+	wmu sync.Mutex // serialises the stream's writes, so its frames stay in order
+	prologueState
+	finished  bool
+	closeOnce sync.Once
 }
 
 func newMuxSender(ctx context.Context, wc *workerConn, info codec.MuxCallHomeInfo) *MuxSender {
@@ -137,18 +136,11 @@ func (s *MuxSender) writable() error {
 func (s *MuxSender) Prologue(errText *string) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if err := s.writable(); err != nil {
-		return err
-	}
-	if s.prologueSent {
-		return newError(CodeWrite, TextPrologueSent, nil)
-	}
-	return s.writePrologue(errText)
+	return s.prologue(s, errText)
 }
 
-func (s *MuxSender) writePrologue(errText *string) error {
-	s.prologueSent = true
-	s.errPrologue = errText != nil
+// putPrologue queues the prologue frame (prologueWriter). s.wmu is held.
+func (s *MuxSender) putPrologue(errText *string) error {
 	var buf [64]byte
 	_, err := s.put(codec.MuxPrologue, codec.AppendPrologue(buf[:0], errText), CodeWrite)
 	return err
@@ -182,19 +174,8 @@ func (s *MuxSender) writeFailed(code Code, err error) error {
 func (s *MuxSender) Send(data []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if err := s.writable(); err != nil {
+	if err := s.beforeItem(s, data); err != nil {
 		return err
-	}
-	if len(data) == 0 {
-		return newError(CodeWrite, TextEmptyItem, nil)
-	}
-	if !s.prologueSent {
-		if err := s.writePrologue(nil); err != nil {
-			return err
-		}
-	}
-	if s.errPrologue {
-		return newError(CodeClosed, TextAfterErrorPrologue, nil)
 	}
 	if s.max > 0 && codec.MuxHeaderLen+len(data) > s.max {
 		_, err := s.put(codec.MuxData, data, CodeWrite)
@@ -266,7 +247,7 @@ func (s *MuxSender) Finish() error {
 			err = newError(CodeFinal, e.Text, e.Err)
 		} else {
 			if !s.prologueSent {
-				err = s.writePrologue(nil)
+				err = s.writePrologue(s, nil)
 			}
 			if err == nil {
 				pos, err = s.put(codec.MuxEnd, nil, CodeFinal)

@@ -90,18 +90,17 @@ type Sender struct {
 	finishing  atomic.Bool           // Finish has written its last frame
 	closeOnce  sync.Once
 
-	wmu          sync.Mutex
-	wcond        sync.Cond // on wmu: a flush ended
-	item         []byte    // reused item JSON
-	pending      []byte    // frames queued for the flusher
-	spare        []byte    // the buffer last written, reused as the next queue
-	flushing     bool      // a flusher goroutine owns the socket's write side
-	flushers     sync.WaitGroup
-	closed       bool // Close ran: no flusher starts any more
-	prologueSent bool
-	errPrologue  bool
-	finished     bool
-	writeErr     *Error // sticky: after a failed write the stream may hold a partial frame
+	wmu      sync.Mutex
+	wcond    sync.Cond // on wmu: a flush ended
+	item     []byte    // reused item JSON
+	pending  []byte    // frames queued for the flusher
+	spare    []byte    // the buffer last written, reused as the next queue
+	flushing bool      // a flusher goroutine owns the socket's write side
+	flushers sync.WaitGroup
+	closed   bool // Close ran: no flusher starts any more
+	prologueState
+	finished bool
+	writeErr *Error // sticky: after a failed write the stream may hold a partial frame
 }
 
 // Dial connects to the requester named in info (spec §6, worker side), queues the handshake
@@ -233,18 +232,11 @@ func (s *Sender) abort(e *Error) {
 func (s *Sender) Prologue(errText *string) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if err := s.writable(); err != nil {
-		return err
-	}
-	if s.prologueSent {
-		return newError(CodeWrite, TextPrologueSent, nil)
-	}
-	return s.writePrologue(errText)
+	return s.prologue(s, errText)
 }
 
-func (s *Sender) writePrologue(errText *string) error {
-	s.prologueSent = true
-	s.errPrologue = errText != nil
+// putPrologue queues the prologue frame (prologueWriter). s.wmu is held.
+func (s *Sender) putPrologue(errText *string) error {
 	s.item = codec.AppendPrologue(s.item[:0], errText)
 	return s.queueFrame(s.item, nil, CodeWrite)
 }
@@ -257,19 +249,8 @@ func (s *Sender) writePrologue(errText *string) error {
 func (s *Sender) Send(data []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if err := s.writable(); err != nil {
+	if err := s.beforeItem(s, data); err != nil {
 		return err
-	}
-	if len(data) == 0 {
-		return newError(CodeWrite, TextEmptyItem, nil)
-	}
-	if !s.prologueSent {
-		if err := s.writePrologue(nil); err != nil {
-			return err
-		}
-	}
-	if s.errPrologue {
-		return newError(CodeClosed, TextAfterErrorPrologue, nil)
 	}
 	s.item = codec.AppendStreamItem(s.item[:0], data)
 	err := s.queueFrame(nil, s.item, CodeWrite)
@@ -384,7 +365,7 @@ func (s *Sender) Finish() error {
 	sentinel := false
 	if s.writable() == nil {
 		if !s.prologueSent {
-			err = s.writePrologue(nil)
+			err = s.writePrologue(s, nil)
 		}
 		if err == nil && !s.errPrologue && !s.stopped.Load() {
 			s.item = codec.AppendStreamEnd(s.item[:0])
