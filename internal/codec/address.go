@@ -62,7 +62,8 @@ func CallHomeDialAddress(addr string) (string, error) {
 			return "", addrError(addr, "missing port")
 		}
 		ip, perr := netip.ParseAddr(addr[:i])
-		if perr != nil || !ip.Is6() {
+		// A zone may hold any byte for netip, but a bracket in it could not be bracketed back.
+		if perr != nil || !ip.Is6() || strings.ContainsAny(addr[:i], "[]") {
 			return "", addrError(addr, "not host:port")
 		}
 		host, port = addr[:i], addr[i+1:]

@@ -91,6 +91,7 @@ func TestCallHomeDialAddress(t *testing.T) {
 		{"10.0.0.5:http", "", false},
 		{":41235", "", false},
 		{"1.2.3.4:5:6", "", false},
+		{"0000::0%]:1", "", false}, // a zone with a bracket could not be bracketed back (fuzz)
 		{"", "", false},
 	}
 	for _, tt := range tests {
