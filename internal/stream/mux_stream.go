@@ -155,30 +155,14 @@ func (s *Stream) stopMux() {
 // stream and drops frames for a stream that has ended.
 func (s *Stream) terminateMux(err *Error, kind termKind) {
 	s.mu.Lock()
-	switch kind {
-	case byOwner:
-		if s.closed {
-			s.mu.Unlock()
+	proceed, live := s.endLocked(err, kind)
+	if !proceed {
+		s.mu.Unlock()
+		if kind == byOwner {
 			s.timerWG.Wait()
-			return
 		}
-		s.closed = true
-	case byTimeout:
-		if s.err != nil || s.prologue {
-			s.mu.Unlock()
-			return
-		}
+		return
 	}
-	live := s.err == nil
-	if live {
-		s.err = err
-		close(s.ended)
-	}
-	if !s.quitClosed {
-		s.quitClosed = true
-		close(s.quit)
-	}
-	s.stopTimer()
 	s.mux.queue, s.mux.qhead = nil, 0
 	mc := s.mux.mc
 	if live && mc != nil {

@@ -177,30 +177,14 @@ func (s *Stream) terminate(err *Error, kind termKind) {
 		return
 	}
 	s.mu.Lock()
-	switch kind {
-	case byOwner:
-		if s.closed {
-			s.mu.Unlock()
-			s.wait()
-			return
+	proceed, live := s.endLocked(err, kind)
+	if !proceed {
+		s.mu.Unlock()
+		if kind == byOwner {
+			s.wait() // a second Close returns once the first one's work is done
 		}
-		s.closed = true
-	case byTimeout:
-		if s.err != nil || s.prologue {
-			s.mu.Unlock()
-			return
-		}
+		return
 	}
-	live := s.err == nil
-	if live {
-		s.err = err
-		close(s.ended)
-	}
-	if !s.quitClosed {
-		s.quitClosed = true
-		close(s.quit)
-	}
-	s.stopTimer()
 	conn := s.conn
 	kill := live && conn != nil && !s.killSent
 	if kill {
@@ -220,6 +204,35 @@ func (s *Stream) terminate(err *Error, kind termKind) {
 		return // running in the timer's callback: nothing to wait for
 	}
 	s.wait()
+}
+
+// endLocked records that this side ends the stream, for classic and mux streams alike. It
+// reports whether there is anything left to do (not after an earlier Close, nor for a timeout
+// that lost to the prologue) and whether the stream was still live, so the worker must be told.
+// s.mu is held.
+func (s *Stream) endLocked(err *Error, kind termKind) (proceed, live bool) {
+	switch kind {
+	case byOwner:
+		if s.closed {
+			return false, false
+		}
+		s.closed = true
+	case byTimeout:
+		if s.err != nil || s.prologue {
+			return false, false
+		}
+	}
+	live = s.err == nil
+	if live {
+		s.err = err
+		close(s.ended)
+	}
+	if !s.quitClosed {
+		s.quitClosed = true
+		close(s.quit)
+	}
+	s.stopTimer()
+	return true, live
 }
 
 // wait waits for the timer's callback and the connection's reader.
