@@ -70,12 +70,13 @@ type benchOptions struct {
 	cpuprofile       string
 	inflight         int
 	inflightHold     time.Duration
+	runs             int
 }
 
 func newBenchCmdWith(e env, self func() (selfExec, error)) *cobra.Command {
 	var o benchOptions
 	cmd := &cobra.Command{
-		Use:   "bench [--quick] [--planes http,tcp,nats] [--json] [--plot FILE.png]",
+		Use:   "bench [--quick] [--runs N] [--planes http,tcp,nats] [--json] [--plot FILE.png]",
 		Short: "Measure every request plane against a gRPC-Go reference, on 127.0.0.1",
 		Long: `Start an embedded etcd and NATS server (in this process), one worker process per request
 plane and call-home mode ("reqplane worker --engine bench", this binary re-executed) and a gRPC-Go
@@ -118,6 +119,7 @@ child process is stopped and waited for at the end, on error and on SIGINT.`,
 	f.StringVar(&o.cpuprofile, "cpuprofile", "", "write a pprof CPU profile of this (client) process over the measured phases to FILE, and of each worker process over its life to FILE.PLANE-MODE")
 	f.IntVar(&o.inflight, "inflight", 0, "after the phases, hold this many streams open at once on every mux row and report the client's memory per stream (0: skip)")
 	f.DurationVar(&o.inflightHold, "inflight-hold", 5*time.Second, "how long each worker holds an in-flight stream open after its first item")
+	f.IntVar(&o.runs, "runs", 1, "measure everything this many times and report the median of each figure (each run's ratios are to its own gRPC row)")
 	cmd.AddCommand(newBenchGRPCServerCmd(e))
 	return cmd
 }
@@ -180,14 +182,14 @@ func runBench(ctx context.Context, e env, x selfExec, o benchOptions) (err error
 	if err != nil {
 		return err
 	}
-	if o.duration <= 0 || o.concurrency <= 0 || o.warmup < 0 {
-		return errors.New("bench: --duration and --concurrency must be positive, --warmup not negative")
+	if o.duration <= 0 || o.concurrency <= 0 || o.warmup < 0 || o.runs <= 0 {
+		return errors.New("bench: --duration, --concurrency and --runs must be positive, --warmup not negative")
 	}
 	modes := callHomeModes()
 	rowCount := 1 + len(planes)*len(modes)
 	// Every phase of every row is bounded by its duration plus the requests in flight at its end
 	// (each bounded by its own timeout); the whole run by this.
-	budget := benchStartTimeout + time.Duration(rowCount)*(o.warmup+3*o.duration+30*time.Second)
+	budget := benchStartTimeout + time.Duration(o.runs*rowCount)*(o.warmup+3*o.duration+30*time.Second)
 	if o.inflight > 0 {
 		budget += time.Duration(len(planes)) * (o.inflightHold + inflightSlack)
 	}
@@ -299,16 +301,29 @@ func runBench(ctx context.Context, e env, x selfExec, o benchOptions) (err error
 		}
 		defer stop()
 	}
-	fmt.Fprintf(e.stderr, "reqplane bench: %d rows, %s per phase (warm-up %s), load concurrency %d\n",
-		len(targets), o.duration, o.warmup, o.concurrency)
-	rows, err := bench.Run(ctx, bench.Config{
-		Duration:    o.duration,
-		Warmup:      o.warmup,
-		Concurrency: o.concurrency,
-		Progress:    e.stderr,
-	}, targets)
-	if err != nil {
-		return err
+	fmt.Fprintf(e.stderr, "reqplane bench: %d rows, %s per phase (warm-up %s), load concurrency %d, %d run(s)\n",
+		len(targets), o.duration, o.warmup, o.concurrency, o.runs)
+	var runs [][]bench.Row
+	for i := range o.runs {
+		rows, err := bench.Run(ctx, bench.Config{
+			Duration:    o.duration,
+			Warmup:      o.warmup,
+			Concurrency: o.concurrency,
+			Progress:    e.stderr,
+		}, targets)
+		if err != nil {
+			return err
+		}
+		if o.runs > 1 {
+			fmt.Fprintf(e.stderr, "\rrun %d/%d:%s\n", i+1, o.runs, ratiosLine(rows))
+		}
+		runs = append(runs, rows)
+	}
+	// With several runs every figure is the median over them: on a shared machine one run's
+	// ratios can be ±30 % off.
+	rows := bench.Median(runs)
+	if o.runs > 1 {
+		fmt.Fprintf(e.stderr, "every figure below is the median over %d runs\n", o.runs)
 	}
 	if o.inflight > 0 {
 		if err := runInflight(ctx, e, o, targets, rows); err != nil {
@@ -513,4 +528,16 @@ func startCPUProfile(path string) (stop func(), err error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// ratiosLine is one run's throughput ratios, for the progress output of a multi-run bench.
+func ratiosLine(rows []bench.Row) string {
+	var b strings.Builder
+	for _, r := range rows {
+		if r.Plane == bench.ReferencePlane {
+			continue
+		}
+		fmt.Fprintf(&b, " %s %.2fx", r.Name(), r.RPSRatio)
+	}
+	return b.String()
 }

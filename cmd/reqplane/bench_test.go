@@ -51,7 +51,7 @@ func TestBenchSmoke(t *testing.T) {
 	plot := filepath.Join(t.TempDir(), "latency.png")
 	cmd := newBenchCmdWith(e, func() (selfExec, error) { return self, nil })
 	cmd.SetArgs([]string{"--duration", "200ms", "--warmup", "100ms", "--concurrency", "4", "--planes", "tcp", "--json", "--plot", plot,
-		"--inflight", "50", "--inflight-hold", "200ms"})
+		"--inflight", "50", "--inflight-hold", "200ms", "--runs", "2"})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if err := cmd.ExecuteContext(ctx); err != nil {
@@ -60,6 +60,11 @@ func TestBenchSmoke(t *testing.T) {
 	var rows []map[string]any
 	if err := json.Unmarshal(stdout.Bytes(), &rows); err != nil {
 		t.Fatalf("stdout is not a JSON array: %v\n%s", err, stdout)
+	}
+	for _, line := range []string{"run 1/2:", "run 2/2:", "the median over 2 runs"} {
+		if !strings.Contains(stderr.String(), line) {
+			t.Errorf("stderr lacks %q:\n%s", line, stderr)
+		}
 	}
 	want := [][2]string{{"grpc", "n/a"}, {"tcp", "classic"}, {"tcp", "mux"}}
 	if len(rows) != len(want) {
@@ -127,6 +132,7 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--planes", "quic"}, `unknown plane "quic"`},
 		{[]string{"--concurrency", "0"}, "must be positive"},
 		{[]string{"--duration", "-1s"}, "must be positive"},
+		{[]string{"--runs", "0"}, "must be positive"},
 	}
 	for _, tc := range tests {
 		e, _, _ := testEnv(nil)

@@ -3,6 +3,7 @@ package bench
 import (
 	"encoding/json"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -83,4 +84,71 @@ func WriteJSON(w io.Writer, rows []Row) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rows)
+}
+
+// Median merges the rows of several runs of the same targets into one row per target: every
+// measurement and ratio is the median over the runs (each run's ratios are to its own reference
+// row, which is what a shared, noisy machine allows to compare), counts are summed, and the load
+// latencies of all runs are kept for the chart. Rows appear in the first run's order; a target
+// missing from a run counts over the runs that have it.
+func Median(runs [][]Row) []Row {
+	if len(runs) == 0 {
+		return nil
+	}
+	if len(runs) == 1 {
+		return runs[0]
+	}
+	byName := make(map[string][]*Row)
+	for _, rows := range runs {
+		for i := range rows {
+			byName[rows[i].Name()] = append(byName[rows[i].Name()], &rows[i])
+		}
+	}
+	out := make([]Row, 0, len(runs[0]))
+	for _, first := range runs[0] {
+		rs := byName[first.Name()]
+		m := Row{Plane: first.Plane, CallHome: first.CallHome}
+		med := func(field func(*Row) float64) float64 {
+			vs := make([]float64, len(rs))
+			for i, r := range rs {
+				vs[i] = field(r)
+			}
+			return medianOf(vs)
+		}
+		m.RTTP50us = med(func(r *Row) float64 { return r.RTTP50us })
+		m.RTTP99us = med(func(r *Row) float64 { return r.RTTP99us })
+		m.TTFIP50us = med(func(r *Row) float64 { return r.TTFIP50us })
+		m.StreamTotalP50us = med(func(r *Row) float64 { return r.StreamTotalP50us })
+		m.RPS = med(func(r *Row) float64 { return r.RPS })
+		m.LoadP50us = med(func(r *Row) float64 { return r.LoadP50us })
+		m.LoadP99us = med(func(r *Row) float64 { return r.LoadP99us })
+		m.ClientCPUSPer100k = med(func(r *Row) float64 { return r.ClientCPUSPer100k })
+		m.WorkerCPUSPer100k = med(func(r *Row) float64 { return r.WorkerCPUSPer100k })
+		m.CPUSPer100k = med(func(r *Row) float64 { return r.CPUSPer100k })
+		m.RPSRatio = med(func(r *Row) float64 { return r.RPSRatio })
+		m.RTTRatio = med(func(r *Row) float64 { return r.RTTRatio })
+		for _, r := range rs {
+			m.Requests += r.Requests
+			m.Errors += r.Errors
+			if m.FirstError == "" {
+				m.FirstError = r.FirstError
+			}
+			m.LoadLatencies = append(m.LoadLatencies, r.LoadLatencies...)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// medianOf returns the median of vs (the mean of the middle two for an even count); it sorts vs.
+func medianOf(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	slices.Sort(vs)
+	n := len(vs)
+	if n%2 == 1 {
+		return vs[n/2]
+	}
+	return (vs[n/2-1] + vs[n/2]) / 2
 }

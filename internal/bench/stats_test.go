@@ -219,3 +219,42 @@ func TestParseProcStat(t *testing.T) {
 		})
 	}
 }
+
+func TestMedian(t *testing.T) {
+	run := func(rps, ratio float64, errs int, lat time.Duration) []Row {
+		return []Row{
+			{Plane: ReferencePlane, CallHome: ReferenceCallHome, RPS: 100, RPSRatio: 1, Requests: 10},
+			{Plane: "tcp", CallHome: "mux", RPS: rps, RPSRatio: ratio, Errors: errs, Requests: 10, LoadLatencies: []time.Duration{lat}},
+		}
+	}
+	tests := []struct {
+		name      string
+		runs      [][]Row
+		wantRPS   float64
+		wantRatio float64
+		wantErrs  int
+		wantReqs  int
+	}{
+		{"one run is itself", [][]Row{run(150, 1.5, 1, time.Millisecond)}, 150, 1.5, 1, 10},
+		{"odd count: the middle", [][]Row{run(300, 3, 0, 1), run(100, 1, 2, 2), run(200, 2, 0, 3)}, 200, 2, 2, 30},
+		{"even count: mean of the middle two", [][]Row{run(100, 1, 0, 1), run(400, 4, 0, 2), run(200, 2, 1, 3), run(300, 3, 0, 4)}, 250, 2.5, 1, 40},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rows := Median(tt.runs)
+			if len(rows) != 2 || rows[0].Name() != "grpc" || rows[1].Name() != "tcp/mux" {
+				t.Fatalf("rows %+v", rows)
+			}
+			r := rows[1]
+			if r.RPS != tt.wantRPS || r.RPSRatio != tt.wantRatio || r.Errors != tt.wantErrs || r.Requests != tt.wantReqs {
+				t.Errorf("rps %v ratio %v errors %d requests %d, want %v %v %d %d", r.RPS, r.RPSRatio, r.Errors, r.Requests, tt.wantRPS, tt.wantRatio, tt.wantErrs, tt.wantReqs)
+			}
+			if len(r.LoadLatencies) != len(tt.runs) {
+				t.Errorf("%d latencies kept, want one per run", len(r.LoadLatencies))
+			}
+		})
+	}
+	if Median(nil) != nil {
+		t.Error("Median(nil) != nil")
+	}
+}
