@@ -68,6 +68,20 @@ func rawConn(t testing.TB, url string) *natsgo.Conn {
 	return nc
 }
 
+// subscribed checks a raw subscription, unsubscribes it when the test ends, and waits until the
+// server knows it: nats.go sends SUB with its next flush, so a message another connection
+// publishes before that finds no subscriber.
+func subscribed(t testing.TB, nc *natsgo.Conn, sub *natsgo.Subscription, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 var testEndpoint = plane.Endpoint{Namespace: "dynamo", Component: "backend", Name: "generate", InstanceID: 0x694d98147d54be25}
 
 // requestFrame encodes a valid request frame with id and body.

@@ -33,14 +33,7 @@ func TestSendAcked(t *testing.T) {
 	wire := make(chan *natsgo.Msg, 8)
 	raw := rawConn(t, ns.ClientURL())
 	spy, err := raw.ChanSubscribe(subject, wire)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer spy.Unsubscribe()
-	// The server must know the spy before the client publishes.
-	if err := raw.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	subscribed(t, raw, spy, err)
 	cli := newClient(t, ClientOptions{URLs: []string{ns.ClientURL()}})
 
 	tests := []struct {
@@ -203,14 +196,7 @@ func TestOversizeRefusedBeforeSending(t *testing.T) {
 		mu.Unlock()
 		m.Respond(nil)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	// The server must know the subscription before the client publishes to it.
-	if err := raw.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	subscribed(t, raw, sub, err)
 	cli := newClient(t, ClientOptions{URLs: []string{ns.ClientURL()}})
 
 	frameOf := func(size int) []byte {
@@ -351,14 +337,7 @@ func TestAckTimeout(t *testing.T) {
 	// A subscriber that never answers.
 	raw := rawConn(t, ns.ClientURL())
 	sub, err := raw.Subscribe(subject, func(*natsgo.Msg) { got <- struct{}{} })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	// The server must know the subscription before the client publishes to it.
-	if err := raw.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	subscribed(t, raw, sub, err)
 	cli := newClient(t, ClientOptions{URLs: []string{ns.ClientURL()}, RequestTimeout: 200 * time.Millisecond})
 	frame := requestFrame(t, id(1), []byte(`{}`))
 
