@@ -245,3 +245,59 @@ func TestDynamoRecordGetsClassicCallHome(t *testing.T) {
 		}
 	}
 }
+
+// TestDrainDeadlineReleasesBlockedSend: past the drain deadline, a handler blocked in Send
+// because its requester reads nothing (classic: a full socket; mux: no credit) is released by
+// closing its stream, so Shutdown returns instead of waiting for a reader that never comes.
+func TestDrainDeadlineReleasesBlockedSend(t *testing.T) {
+	c := startCluster(t)
+	item := []byte(`"` + strings.Repeat("x", 64<<10) + `"`)
+	for _, tc := range []struct {
+		name string
+		mode reqplane.CallHomeMode
+	}{{"classic", reqplane.CallHomeClassic}, {"mux", reqplane.CallHomeAuto}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			ep := reqplane.EndpointID{Namespace: "dynamo", Component: "flood-" + tc.name, Endpoint: "generate"}
+			w := newRuntime(t, c, "tcp", nil)
+			sending := make(chan struct{}, 1)
+			if err := w.Endpoint(ep).Start(ctx, reqplane.HandlerFunc(func(ctx context.Context, _ *reqplane.Request, out *reqplane.Responder) error {
+				for {
+					if err := out.Send(item); err != nil {
+						return err
+					}
+					select {
+					case sending <- struct{}{}:
+					default:
+					}
+				}
+			})); err != nil {
+				t.Fatal(err)
+			}
+			client, err := newRuntime(t, c, "tcp", nil).Endpoint(ep).Client(ctx, reqplane.WithCallHome(tc.mode))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := client.Generate(ctx, []byte(`{}`), reqplane.WaitForInstance())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			<-sending // the handler streams; nobody reads, so it soon blocks in Send
+
+			sctx, scancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			defer scancel()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				w.Shutdown(sctx)
+			}()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				t.Fatal("Shutdown did not return: the handler blocked in Send was not released")
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime/debug"
 	"sync"
@@ -315,19 +316,30 @@ func (w *worker) run(j job) {
 	}
 }
 
-// runner is a request goroutine as the drain sees it: the cancel of the handler it runs. A
-// registry per goroutine is cheaper than tying every handler's context to reqCtx, whose
-// children set every request would then lock.
+// runner is a request goroutine as the drain sees it: the cancel of the handler it runs and
+// that request's response stream. A registry per goroutine is cheaper than tying every
+// handler's context to reqCtx, whose children set every request would then lock.
 type runner struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc // nil between requests
+	stream io.Closer          // the request's response stream; nil between requests
 }
 
-// running records the cancel of the handler the runner runs (nil: none).
-func (rn *runner) running(cancel context.CancelFunc) {
+// running records the handler the runner runs (nils: none).
+func (rn *runner) running(cancel context.CancelFunc, stream io.Closer) {
 	rn.mu.Lock()
-	rn.cancel = cancel
+	rn.cancel, rn.stream = cancel, stream
 	rn.mu.Unlock()
+}
+
+// cut cancels the handler the runner runs, if any, and returns its stream for closing.
+func (rn *runner) cut() io.Closer {
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	if rn.cancel != nil {
+		rn.cancel()
+	}
+	return rn.stream
 }
 
 func (w *worker) addRunner() *runner {
@@ -344,19 +356,26 @@ func (w *worker) removeRunner(rn *runner) {
 	w.runMu.Unlock()
 }
 
-// cancelInflight ends reqCtx and the context of every handler running. A handler that starts
-// later sees reqCtx ended (process checks after registering its cancel).
+// cancelInflight ends reqCtx, the context of every handler running and its response stream: a
+// handler blocked in Send (a requester that reads nothing, a mux stream without credit) does
+// not watch its context, and only the stream's Close releases it. A handler that starts later
+// sees reqCtx ended (process checks after registering). It returns once every stream is closed.
 func (w *worker) cancelInflight() {
 	w.cancelReqs()
+	var streams []io.Closer
 	w.runMu.Lock()
-	defer w.runMu.Unlock()
 	for rn := range w.running {
-		rn.mu.Lock()
-		if rn.cancel != nil {
-			rn.cancel()
+		if st := rn.cut(); st != nil {
+			streams = append(streams, st)
 		}
-		rn.mu.Unlock()
 	}
+	w.runMu.Unlock()
+	// In parallel: closing a classic stream writes what it queued, for up to a second.
+	var wg sync.WaitGroup
+	for _, st := range streams {
+		wg.Go(func() { st.Close() })
+	}
+	wg.Wait()
 }
 
 // callHome opens the request's response stream: on a shared mux connection when the requester
@@ -412,10 +431,12 @@ func (w *worker) process(rn *runner, s *served, req *plane.Request) {
 	// The handler's context ends with the stream, and past the drain deadline (cancelInflight).
 	ctx, cancel := context.WithCancel(sender.Context())
 	defer cancel()
-	rn.running(cancel)
-	defer rn.running(nil)
+	rn.running(cancel, sender)
+	defer rn.running(nil, nil)
 	if w.reqCtx.Err() != nil {
-		cancel() // the deadline passed before running: cancelInflight missed this one
+		// The deadline passed before running: cancelInflight missed this one.
+		cancel()
+		sender.Close()
 	}
 
 	var herr error

@@ -2,12 +2,13 @@ package reqplane
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 )
 
-// TestCancelInflight checks the drain deadline's reach: the handler a runner runs is cancelled,
-// an idle runner is skipped, and a handler registered later finds reqCtx ended, which process
-// checks right after registering.
+// TestCancelInflight checks the drain deadline's reach: the handler a runner runs is cancelled
+// and its stream closed, an idle runner is skipped, and a handler registered later finds reqCtx
+// ended, which process checks right after registering.
 func TestCancelInflight(t *testing.T) {
 	w := &worker{running: map[*runner]struct{}{}}
 	w.reqCtx, w.cancelReqs = context.WithCancel(context.Background())
@@ -21,17 +22,19 @@ func TestCancelInflight(t *testing.T) {
 		{name: "started after the deadline", after: true},
 	}
 	type slot struct {
-		rn  *runner
-		ctx context.Context
+		rn     *runner
+		ctx    context.Context
+		closed *atomic.Bool
 	}
 	register := func(idle bool) slot {
 		rn := w.addRunner()
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
+		closed := new(atomic.Bool)
 		if !idle {
-			rn.running(cancel)
+			rn.running(cancel, closerFunc(func() error { closed.Store(true); return nil }))
 		}
-		return slot{rn, ctx}
+		return slot{rn, ctx, closed}
 	}
 	slots := make([]slot, len(tests))
 	for i, tt := range tests {
@@ -61,6 +64,9 @@ func TestCancelInflight(t *testing.T) {
 				if !ended {
 					t.Error("the running handler's context did not end")
 				}
+				if !slots[i].closed.Load() {
+					t.Error("the running handler's stream was not closed")
+				}
 			}
 			w.removeRunner(slots[i].rn)
 		})
@@ -69,3 +75,8 @@ func TestCancelInflight(t *testing.T) {
 		t.Errorf("%d runners left registered", len(w.running))
 	}
 }
+
+// closerFunc is an io.Closer made of a function.
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
