@@ -1,13 +1,13 @@
 package http2
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,19 +64,22 @@ func (o ClientOptions) withDefaults() ClientOptions {
 // safe for concurrent use.
 type Client struct {
 	opts ClientOptions
-	tr   *http.Transport
+	// dial opens connections: a net.Dialer's, replaced by tests that script the server.
+	dialConn func(ctx context.Context, network, addr string) (net.Conn, error)
 
-	// done is canceled by Close, aborting Sends in flight.
+	// done is canceled by Close, aborting dials in flight.
 	done   context.Context
 	cancel context.CancelFunc
 
-	mu       sync.RWMutex // guards closed, conns and hosts
+	mu       sync.RWMutex // guards closed, pools, conns and targets
 	closed   bool
 	inflight sync.WaitGroup
-	conns    map[*trackedConn]struct{}
-	hosts    map[string]*hostState
-	released chan struct{} // a closed channel: the ready state of hosts that need no priming
+	pools    map[string]*pool // by "host:port"
+	conns    map[*conn]struct{}
+	targets  map[string]*target // parsed addresses
+	wg       sync.WaitGroup     // every connection's reader and housekeeper
 
+	streams   sync.Pool // *stream
 	closeOnce sync.Once
 }
 
@@ -84,43 +87,31 @@ var _ plane.Client = (*Client)(nil)
 
 // NewClient returns a Client configured by opts. It does no I/O.
 //
-// The Client speaks HTTP/2 with prior knowledge (h2c) only, through one pooled net/http
-// Transport. Requests to a worker share a connection up to the worker's concurrent-stream
-// limit (SETTINGS_MAX_CONCURRENT_STREAMS; 1000 for this package's Server, 100 until the
-// server's settings arrive); when every connection is at its limit the Transport dials
-// another rather than queueing (HTTP2Config.StrictMaxConcurrentRequests is left false).
-// MaxConnsPerHost caps the dials in progress per address; it is not a hard cap on HTTP/2
-// connections, which net/http stops counting once they are handed to its HTTP/2 pool.
-// The first Send to a worker goes alone and concurrent ones wait for its answer, so that a
-// burst to a new worker shares one connection instead of dialing one per request.
+// The Client speaks HTTP/2 with prior knowledge (h2c) only, with a transport of its own
+// (conn.go). Requests to a worker share a connection up to the worker's concurrent-stream
+// limit (SETTINGS_MAX_CONCURRENT_STREAMS; 1000 for this package's Server); when every
+// connection is at its limit the Client dials another, up to MaxConnsPerHost connections per
+// address, and beyond that waits for a stream to end. One dial per address runs at a time:
+// a burst of Sends to a new worker waits for the first connection and shares it.
 func NewClient(opts ClientOptions) *Client {
 	opts = opts.withDefaults()
-	c := &Client{opts: opts, conns: map[*trackedConn]struct{}{}, hosts: map[string]*hostState{}, released: make(chan struct{})}
-	close(c.released)
-	c.done, c.cancel = context.WithCancel(context.Background())
-	var protocols http.Protocols
-	protocols.SetUnencryptedHTTP2(true)
-	dialer := &net.Dialer{Timeout: opts.RequestTimeout, KeepAlive: 30 * time.Second}
-	c.tr = &http.Transport{
-		// No proxy: workers are dialed directly at the address they advertise.
-		Proxy:               nil,
-		DialContext:         c.dialer(dialer),
-		Protocols:           &protocols,
-		MaxConnsPerHost:     opts.MaxConnsPerHost,
-		MaxIdleConnsPerHost: opts.MaxConnsPerHost,
-		IdleConnTimeout:     clientIdleTimeout,
-		DisableCompression:  true, // bodies are frames and short texts
-		HTTP2: &http.HTTP2Config{
-			SendPingTimeout:  clientPingAfter,
-			PingTimeout:      clientPingTimeout,
-			WriteByteTimeout: clientWriteTimeout,
-		},
+	c := &Client{
+		opts:     opts,
+		dialConn: (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+		pools:    map[string]*pool{},
+		conns:    map[*conn]struct{}{},
+		targets:  map[string]*target{},
 	}
+	c.done, c.cancel = context.WithCancel(context.Background())
 	return c
 }
 
 // Name returns plane.NameHTTP.
 func (c *Client) Name() string { return plane.NameHTTP }
+
+// maxSendAttempts bounds how often one Send goes out again after the server provably did not
+// process it (REFUSED_STREAM, GOAWAY) or a connection turned out unable to take it.
+const maxSendAttempts = 8
 
 // Send POSTs frame to address (an http:// URL from discovery, used verbatim) and returns nil
 // once the worker answered 2xx (202 Accepted). The wait is bounded by ctx and RequestTimeout.
@@ -135,8 +126,8 @@ func (c *Client) Name() string { return plane.NameHTTP }
 // when the connection failed; CodeAckTimeout when no answer came in time; CodeTooLarge or
 // CodeBadRequest, without sending, for a frame over MaxMessageSize or without a request
 // header; CodeClosed after Close. When the caller cancels ctx the error matches
-// context.Canceled and is not retryable. Net/http may replay a request internally only when
-// the server provably did not process it (HTTP/2 REFUSED_STREAM or GOAWAY).
+// context.Canceled and is not retryable. A request is sent again, on the same worker, only
+// when the server provably did not process it (HTTP/2 REFUSED_STREAM or GOAWAY).
 func (c *Client) Send(ctx context.Context, address string, frame []byte, meta plane.Meta) error {
 	if len(frame) > c.opts.MaxMessageSize {
 		err := tooLarge(uint64(len(frame)), c.opts.MaxMessageSize)
@@ -146,106 +137,341 @@ func (c *Client) Send(ctx context.Context, address string, frame []byte, meta pl
 	if err != nil {
 		return &plane.Error{Plane: plane.NameHTTP, Code: plane.CodeBadRequest, Text: err.Error(), Err: err}
 	}
-	sctx, cancel := context.WithTimeout(ctx, c.opts.RequestTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(sctx, http.MethodPost, address, bytes.NewReader(frame))
-	if err == nil && req.URL.Scheme != "http" {
-		err = errors.New("unsupported scheme " + strconv.Quote(req.URL.Scheme) + " (h2c needs http://)")
-	}
+	tg, err := c.target(address)
 	if err != nil {
 		// A bad address is that instance's record: another instance may do.
 		return &plane.Error{Plane: plane.NameHTTP, Code: plane.CodeConnect, Text: "invalid address " + strconv.Quote(address) + ": " + err.Error(), Err: err}
 	}
-	host := dialAddr(req.URL)
-	hs, primer, ok := c.admit(host)
-	if !ok {
+	if !c.admit() {
 		return closedError("client")
 	}
 	defer c.inflight.Done()
-	defer context.AfterFunc(c.done, cancel)()
-	if !primer {
-		select {
-		case <-hs.ready:
+	deadline := time.Now().Add(c.opts.RequestTimeout)
+	st := c.newStream()
+	var last error
+	for range maxSendAttempts {
+		cn, err := c.pick(ctx, tg, deadline)
+		if err != nil {
+			c.streams.Put(st)
+			return c.sendError(ctx, address, err)
+		}
+		if err := cn.open(st, tg, frame, id, meta); err != nil {
+			last = err // errStale: the connection filled up or went away meanwhile
+			continue
+		}
+		res, err := cn.wait(ctx, st, deadline)
+		if err != nil {
+			// Abandoned: the connection forgot st and reset its stream.
+			c.streams.Put(st)
+			return c.sendError(ctx, address, err)
+		}
+		c.streams.Put(st)
+		switch {
+		case res.err == nil && res.status < 300:
+			return nil
+		case res.err == nil:
+			return statusError(res.status, res.body)
+		case res.unprocessed:
+			last = res.err
+			st = c.newStream()
+			continue
 		default:
-			select {
-			case <-hs.ready:
-			case <-sctx.Done():
-				return c.sendError(ctx, sctx, address, context.Cause(sctx))
-			}
+			return c.sendError(ctx, address, res.err)
 		}
 	}
-	h := req.Header
-	h["Content-Type"] = []string{"application/octet-stream"}
-	meta.Headers(id, func(k, v string) {
-		// A value net/http would refuse (CR, LF, …) is dropped rather than failing the request.
-		if validHeaderValue(v) {
-			h[k] = []string{v}
-		}
-	})
-	resp, err := c.tr.RoundTrip(req)
-	if primer {
-		c.primed(host, hs, err)
-	}
-	if err != nil {
-		return c.sendError(ctx, sctx, address, err)
-	}
-	defer drainClose(resp.Body)
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return nil
-	}
-	return statusError(resp)
+	c.streams.Put(st)
+	return c.sendError(ctx, address, last)
 }
 
-// hostState tracks the connections to one worker address ("host:port").
-//
-// net/http dials once per waiting request while no connection to a host exists (up to
-// MaxConnsPerHost at a time), so a burst of Sends to a new worker would open dozens of
-// connections where one multiplexes them all. The first Send to a host therefore goes alone
-// (it primes the host) and the others wait for it; by then the connection is pooled and the
-// server's stream limit known, and net/http dials more only when every connection is full.
-type hostState struct {
-	ready chan struct{} // closed once the priming Send ended
-	conns int           // live connections to the host; at 0 the next Send primes again
-}
-
-// admit registers a Send in flight to host, unless the Client is closed, and returns the
-// host's state and whether this Send primes it.
-func (c *Client) admit(host string) (hs *hostState, primer, ok bool) {
+// admit registers a Send in flight, unless the Client is closed.
+func (c *Client) admit() bool {
 	c.mu.RLock()
+	defer c.mu.RUnlock()
 	if c.closed {
-		c.mu.RUnlock()
-		return nil, false, false
-	}
-	if hs = c.hosts[host]; hs != nil {
-		c.inflight.Add(1)
-		c.mu.RUnlock()
-		return hs, false, true
-	}
-	c.mu.RUnlock()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil, false, false
+		return false
 	}
 	c.inflight.Add(1)
-	if hs = c.hosts[host]; hs != nil {
-		return hs, false, true
-	}
-	hs = &hostState{ready: make(chan struct{})}
-	c.hosts[host] = hs
-	return hs, true, true
+	return true
 }
 
-// primed releases the Sends waiting for host's priming Send. When it failed and left no
-// connection (the worker is unreachable), the host is forgotten so that a later Send primes
-// it again.
-func (c *Client) primed(host string, hs *hostState, err error) {
+// newStream returns a pooled stream.
+func (c *Client) newStream() *stream {
+	if st, ok := c.streams.Get().(*stream); ok {
+		return st
+	}
+	return &stream{ch: make(chan result, 1)}
+}
+
+// target is a parsed worker address.
+type target struct {
+	host      string // "host:port" to dial, the pool key
+	authority string // :authority
+	path      string // :path, with the query
+}
+
+// maxTargets bounds the parsed-address cache; it is emptied when full (addresses of departed
+// workers must not accumulate).
+const maxTargets = 4096
+
+// target parses address once and caches the result.
+func (c *Client) target(address string) (*target, error) {
+	c.mu.RLock()
+	tg := c.targets[address]
+	c.mu.RUnlock()
+	if tg != nil {
+		return tg, nil
+	}
+	u, err := url.Parse(address)
+	switch {
+	case err != nil:
+		return nil, err
+	case u.Scheme != "http":
+		return nil, errors.New("unsupported scheme " + strconv.Quote(u.Scheme) + " (h2c needs http://)")
+	case u.Host == "":
+		return nil, errors.New("no host in the URL")
+	}
+	tg = &target{host: dialAddr(u), authority: u.Host, path: u.RequestURI()}
+	c.mu.Lock()
+	if len(c.targets) >= maxTargets {
+		clear(c.targets)
+	}
+	c.targets[address] = tg
+	c.mu.Unlock()
+	return tg, nil
+}
+
+// pool is the set of connections to one worker address.
+type pool struct {
+	addr    string
+	mu      sync.Mutex
+	conns   []*conn
+	dial    *dialCall     // the dial in progress, shared by the senders that need it
+	changed chan struct{} // closed and replaced, when someone waits, as room may have appeared
+	waiting bool
+	dead    bool // removed from Client.pools; look it up again
+}
+
+// dialCall is one dial in progress.
+type dialCall struct {
+	done chan struct{}
+	err  error // set before done is closed; nil when the waiters should just pick again
+}
+
+// signal wakes the senders waiting for room.
+func (p *pool) signal() {
+	p.mu.Lock()
+	if p.waiting {
+		close(p.changed)
+		p.changed = make(chan struct{})
+		p.waiting = false
+	}
+	p.mu.Unlock()
+}
+
+func (c *Client) lookupPool(addr string) (*pool, error) {
+	c.mu.RLock()
+	p, closed := c.pools[addr], c.closed
+	c.mu.RUnlock()
+	if closed {
+		return nil, errClientClosed
+	}
+	if p != nil {
+		return p, nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	close(hs.ready)
-	if err != nil && hs.conns <= 0 && c.hosts[host] == hs {
-		delete(c.hosts, host)
+	if c.closed {
+		return nil, errClientClosed
 	}
+	if p = c.pools[addr]; p == nil {
+		p = &pool{addr: addr, changed: make(chan struct{})}
+		c.pools[addr] = p
+	}
+	return p, nil
+}
+
+// pick returns a connection to tg with room for a stream: the first one with room (filling
+// one connection batches more requests per write), else a new one.
+func (c *Client) pick(ctx context.Context, tg *target, deadline time.Time) (*conn, error) {
+	var wait *time.Timer
+	defer func() {
+		if wait != nil {
+			wait.Stop()
+		}
+	}()
+	for {
+		p, err := c.lookupPool(tg.host)
+		if err != nil {
+			return nil, err
+		}
+		p.mu.Lock()
+		if p.dead {
+			p.mu.Unlock()
+			continue
+		}
+		for _, cn := range p.conns {
+			if cn.usable() {
+				p.mu.Unlock()
+				return cn, nil
+			}
+		}
+		var ch <-chan struct{}
+		switch {
+		case p.dial != nil:
+			ch = p.dial.done
+		case len(p.conns) < c.opts.MaxConnsPerHost:
+			d := &dialCall{done: make(chan struct{})}
+			p.dial = d
+			p.mu.Unlock()
+			cn, err := c.dial(ctx, p, deadline)
+			p.mu.Lock()
+			p.dial = nil
+			if err == nil && !cn.unusable.Load() {
+				p.conns = append(p.conns, cn)
+			}
+			if err != nil && ctx.Err() == nil {
+				d.err = err // the worker is unreachable: those waiting for this dial fail too
+			}
+			close(d.done)
+			p.mu.Unlock()
+			if err != nil {
+				c.forgetIfEmpty(p)
+				return nil, err
+			}
+			continue
+		default:
+			// Every connection is at its stream limit and there may be no more: wait for room.
+			p.waiting = true
+			ch = p.changed
+		}
+		d := p.dial
+		p.mu.Unlock()
+		if wait == nil {
+			wait = time.NewTimer(time.Until(deadline))
+		}
+		select {
+		case <-ch:
+			if d != nil && d.err != nil {
+				return nil, d.err
+			}
+		case <-wait.C:
+			return nil, context.DeadlineExceeded
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// dial opens a connection to p.addr and waits for the server's SETTINGS.
+func (c *Client) dial(ctx context.Context, p *pool, deadline time.Time) (*conn, error) {
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	defer context.AfterFunc(c.done, cancel)()
+	nc, err := c.dialConn(dctx, "tcp", p.addr)
+	if err != nil {
+		return nil, err
+	}
+	cn := newConn(c, p, nc)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		_ = nc.Close()
+		return nil, errClientClosed
+	}
+	c.conns[cn] = struct{}{}
+	c.wg.Add(2)
+	c.mu.Unlock()
+	go cn.readLoop()
+	go cn.housekeep()
+	if err := cn.start(); err != nil {
+		<-cn.closed
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: nc.RemoteAddr(), Err: err}
+	}
+	select {
+	case <-cn.ready:
+		return cn, nil
+	case <-cn.closed:
+	case <-dctx.Done():
+		cn.fail(errNoSettings)
+		<-cn.closed
+	}
+	cn.mu.Lock()
+	err = cn.err
+	cn.mu.Unlock()
+	if c.done.Err() != nil {
+		return nil, errClientClosed
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: nc.RemoteAddr(), Err: fmt.Errorf("no HTTP/2 session: %w", err)}
+}
+
+// remove takes a connection that ended out of the books.
+func (c *Client) remove(cn *conn) {
+	p := cn.p
+	p.mu.Lock()
+	if i := slices.Index(p.conns, cn); i >= 0 {
+		p.conns = slices.Delete(p.conns, i, i+1)
+	}
+	if p.waiting {
+		close(p.changed)
+		p.changed = make(chan struct{})
+		p.waiting = false
+	}
+	p.mu.Unlock()
+	c.forgetIfEmpty(p)
+	c.mu.Lock()
+	delete(c.conns, cn)
+	c.mu.Unlock()
+}
+
+// forgetIfEmpty drops p from the Client's map when it holds no connection and no dial, so
+// addresses of departed workers do not accumulate.
+func (c *Client) forgetIfEmpty(p *pool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dead || len(p.conns) != 0 || p.dial != nil || c.pools[p.addr] != p {
+		return
+	}
+	delete(c.pools, p.addr)
+	p.dead = true
+}
+
+// wait blocks until st's answer, the deadline or ctx's end. An error means the sender gave
+// up and st was abandoned.
+func (cn *conn) wait(ctx context.Context, st *stream, deadline time.Time) (result, error) {
+	d := time.Until(deadline)
+	if st.timer == nil {
+		st.timer = time.NewTimer(d)
+	} else {
+		st.timer.Reset(d)
+	}
+	select {
+	case res := <-st.ch:
+		st.timer.Stop()
+		return res, nil
+	case <-st.timer.C:
+		if res, ok := cn.abandon(st); ok {
+			return res, nil
+		}
+		return result{}, context.DeadlineExceeded
+	case <-ctx.Done():
+		st.timer.Stop()
+		if res, ok := cn.abandon(st); ok {
+			return res, nil
+		}
+		return result{}, ctx.Err()
+	}
+}
+
+// fail ends the connection with err (unless it already ended).
+func (cn *conn) fail(err error) {
+	cn.mu.Lock()
+	cn.breakLocked(err)
+	cn.mu.Unlock()
 }
 
 // dialAddr is the "host:port" net/http dials for u, the key of hosts.
@@ -260,20 +486,20 @@ func dialAddr(u *url.URL) string {
 	return net.JoinHostPort(u.Hostname(), port)
 }
 
-// sendError classifies a transport failure. parent is the caller's context, sctx the Send's.
-func (c *Client) sendError(parent, sctx context.Context, address string, err error) error {
+// sendError classifies a failure of Send. parent is the caller's context.
+func (c *Client) sendError(parent context.Context, address string, err error) error {
 	var op *net.OpError
 	switch {
-	case c.done.Err() != nil:
+	case c.done.Err() != nil || errors.Is(err, errClientClosed):
 		return closedError("client")
 	case errors.Is(parent.Err(), context.Canceled):
 		return &plane.Error{Plane: plane.NameHTTP, Code: plane.CodeUnknown,
 			Text: "request to " + address + " canceled before its acknowledgement", Err: parent.Err()}
 	case errors.As(err, &op) && op.Op == "dial":
 		return &plane.Error{Plane: plane.NameHTTP, Code: plane.CodeConnect, Text: "POST " + address + ": " + err.Error(), Err: err}
-	case sctx.Err() != nil:
+	case errors.Is(err, context.DeadlineExceeded):
 		return &plane.Error{Plane: plane.NameHTTP, Code: plane.CodeAckTimeout,
-			Text: "no acknowledgement from " + address + " in time: " + err.Error(), Err: context.DeadlineExceeded}
+			Text: "no acknowledgement from " + address + " in time", Err: context.DeadlineExceeded}
 	default:
 		// The connection broke before the answer: the request may not have arrived.
 		return &plane.Error{Plane: plane.NameHTTP, Code: plane.CodeConnect, Text: "POST " + address + ": " + err.Error(), Err: err}
@@ -281,15 +507,14 @@ func (c *Client) sendError(parent, sctx context.Context, address string, err err
 }
 
 // statusError turns a non-2xx answer into the refusal Dynamo's requester reports.
-func statusError(resp *http.Response) error {
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+func statusError(status int, b []byte) error {
 	body := strings.ToValidUTF8(string(b), "\uFFFD")
-	reason := http.StatusText(resp.StatusCode)
+	reason := http.StatusText(status)
 	if reason == "" {
 		reason = "<unknown status code>" // as Rust's StatusCode prints one it does not know
 	}
 	code := plane.CodeRefused
-	switch resp.StatusCode {
+	switch status {
 	case http.StatusNotFound:
 		code = plane.CodeUnknownEndpoint
 	case http.StatusBadRequest:
@@ -307,16 +532,9 @@ func statusError(resp *http.Response) error {
 	return &plane.Error{
 		Plane:  plane.NameHTTP,
 		Code:   code,
-		Status: resp.StatusCode,
-		Text:   "HTTP request failed with status " + strconv.Itoa(resp.StatusCode) + " " + reason + ": " + body,
+		Status: status,
+		Text:   "HTTP request failed with status " + strconv.Itoa(status) + " " + reason + ": " + body,
 	}
-}
-
-// drainClose reads what little is left of a response body and closes it, so the connection
-// stays reusable.
-func drainClose(body io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxErrorBody))
-	_ = body.Close()
 }
 
 // validHeaderValue reports whether net/http would send v as a header value: no control
@@ -330,84 +548,23 @@ func validHeaderValue(v string) bool {
 	return true
 }
 
-// Close aborts Sends in flight, waits for them and closes every pooled connection. It is
+// Close aborts Sends in flight, waits for them and closes every connection. It is
 // idempotent; concurrent callers all return once the Client is down.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
+		conns := make([]*conn, 0, len(c.conns))
+		for cn := range c.conns {
+			conns = append(conns, cn)
+		}
 		c.mu.Unlock()
 		c.cancel()
-		c.inflight.Wait()
-		c.tr.CloseIdleConnections()
-		// Connections still open (net/http keeps dials going past a canceled request) are
-		// closed here; the dialer refuses new ones from now on.
-		c.mu.Lock()
-		conns := c.conns
-		c.conns = nil
-		c.mu.Unlock()
-		for tc := range conns {
-			_ = tc.Conn.Close()
+		for _, cn := range conns {
+			cn.fail(errClientClosed)
 		}
+		c.inflight.Wait()
+		c.wg.Wait()
 	})
 	return nil
-}
-
-// dialer wraps d so that every connection is tracked for Close and none is made after it.
-func (c *Client) dialer(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		// net/http detaches dials from the request; tie them to the Client's lifetime instead.
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		defer context.AfterFunc(c.done, cancel)()
-		conn, err := d.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		tc := &trackedConn{Conn: conn, c: c, host: addr}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.conns == nil {
-			_ = conn.Close()
-			return nil, &net.OpError{Op: "dial", Net: network, Err: errors.New("client closed")}
-		}
-		c.conns[tc] = struct{}{}
-		hs := c.hosts[addr]
-		if hs == nil {
-			hs = &hostState{ready: c.released}
-			c.hosts[addr] = hs
-		}
-		hs.conns++
-		return tc, nil
-	}
-}
-
-// trackedConn removes itself from its Client's books when closed.
-type trackedConn struct {
-	net.Conn
-	c    *Client
-	host string
-	once sync.Once
-}
-
-func (tc *trackedConn) Close() error {
-	tc.once.Do(func() {
-		c := tc.c
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		delete(c.conns, tc)
-		hs := c.hosts[tc.host]
-		if hs == nil {
-			return
-		}
-		hs.conns--
-		select {
-		case <-hs.ready:
-			if hs.conns <= 0 {
-				delete(c.hosts, tc.host) // the next Send primes the host again
-			}
-		default: // the priming Send decides when it ends
-		}
-	})
-	return tc.Conn.Close()
 }

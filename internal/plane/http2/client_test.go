@@ -400,9 +400,9 @@ func TestClientConcurrentSends(t *testing.T) {
 	if got := len(gen.requests()); got != n {
 		t.Fatalf("handler admitted %d, want %d", got, n)
 	}
-	c.mu.Lock()
+	c.mu.RLock()
 	open := len(c.conns)
-	c.mu.Unlock()
+	c.mu.RUnlock()
 	t.Logf("%d concurrent sends: %d connections dialed, %d kept", n, conns.Load(), open)
 	// The first Send primes the host; the rest share its connection (stream limit 1000).
 	if conns.Load() > 2 {
@@ -497,9 +497,9 @@ func TestDialAddr(t *testing.T) {
 	}
 }
 
-// The first Send to an unreachable worker does not leave the host primed: the next Send
-// primes again (and fails on its own instead of waiting for nothing).
-func TestClientPrimingAfterFailure(t *testing.T) {
+// An unreachable worker leaves no pool behind, and a reachable one's pool lives while its
+// connection does and is forgotten when it closes.
+func TestClientForgetsPools(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -507,44 +507,43 @@ func TestClientPrimingAfterFailure(t *testing.T) {
 	addr := ln.Addr().String()
 	_ = ln.Close()
 	c := newClient(t, ClientOptions{})
+	pooled := func(host string) *pool {
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		return c.pools[host]
+	}
 	for range 2 {
 		err := c.Send(context.Background(), "http://"+addr+"/v1/dynamo/generate", requestFrame(t, testID, testBody), plane.Meta{})
 		if plane.CodeOf(err) != plane.CodeConnect {
 			t.Fatalf("Send: %v", err)
 		}
-		c.mu.Lock()
-		_, primed := c.hosts[addr]
-		c.mu.Unlock()
-		if primed {
-			t.Fatal("an unreachable host stays primed")
+		if pooled(addr) != nil {
+			t.Fatal("an unreachable worker left a pool")
 		}
 	}
-	// A reachable host stays primed while its connection lives, and is forgotten when it closes.
 	s := startServer(t, Options{})
 	u := addEndpoint(t, s, "generate", &recorder{})
 	if err := c.Send(context.Background(), u, requestFrame(t, testID, testBody), plane.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	host := s.Addr().String()
-	c.mu.Lock()
-	hs := c.hosts[host]
-	c.mu.Unlock()
-	if hs == nil || hs.conns != 1 {
-		t.Fatalf("host state %+v after a successful Send", hs)
+	p := pooled(host)
+	if p == nil {
+		t.Fatal("no pool after a successful Send")
+	}
+	p.mu.Lock()
+	n := len(p.conns)
+	p.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d connections after one Send", n)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(waitLimit)
-	for {
-		c.mu.Lock()
-		_, primed := c.hosts[host]
-		c.mu.Unlock()
-		if !primed {
-			break
-		}
+	for pooled(host) != nil {
 		if time.Now().After(deadline) {
-			t.Fatal("host still primed after its connection closed")
+			t.Fatal("pool still there after its connection closed")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

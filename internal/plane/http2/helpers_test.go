@@ -3,6 +3,7 @@ package http2
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -163,4 +164,11 @@ func planeError(t testing.TB, err error) *plane.Error {
 		t.Fatalf("error %v (%T) is not a *plane.Error", err, err)
 	}
 	return pe
+}
+
+// drainClose reads what little is left of a response body and closes it, so the connection
+// stays reusable.
+func drainClose(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxErrorBody))
+	_ = body.Close()
 }

@@ -1,6 +1,7 @@
 package http2
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,8 @@ const (
 	streamWindow = 1 << 20
 	// readFrameSize lets peers send large bodies in few DATA frames.
 	readFrameSize = 1 << 20
+	// serverReadBuffer is each connection's read buffer (see bufferedListener).
+	serverReadBuffer = 16 << 10
 	// shutdownGrace bounds how long Close waits for requests being read before it cuts them.
 	shutdownGrace = 2 * time.Second
 )
@@ -193,7 +196,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.state = stateStarted
 	go func() {
 		defer close(s.served)
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(bufferedListener{ln}); !errors.Is(err, http.ErrServerClosed) {
 			s.opts.Logger.Error("http request plane stopped serving", "addr", ln.Addr().String(), "err", err)
 			s.mu.Lock()
 			s.serveErr = err
@@ -277,4 +280,32 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.serveErr
+}
+
+// bufferedListener gives every accepted connection a read buffer. net/http's HTTP/2 server
+// reads each frame with two unbuffered reads (its 9-byte header, then its payload), four read
+// syscalls per request; buffered, a burst of requests costs one.
+type bufferedListener struct{ net.Listener }
+
+func (l bufferedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, serverReadBuffer)}, nil
+}
+
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// CloseWrite keeps net/http's half-close of HTTP/1.1 connections it refuses.
+func (c *bufferedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
