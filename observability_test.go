@@ -267,10 +267,8 @@ func TestMetricsOnEveryPlane(t *testing.T) {
 			if got := f.value("reqplane_callhome_streams_open", nil); got != 0 {
 				return fmt.Sprintf("call-home streams open = %v", got)
 			}
-			if p != "http" {
-				if got := f.value("reqplane_connections_open", map[string]string{"plane": p}); got < 1 {
-					return fmt.Sprintf("connections open on %s = %v", p, got)
-				}
+			if got := f.value("reqplane_connections_open", map[string]string{"plane": p}); got < 1 {
+				return fmt.Sprintf("connections open on %s = %v", p, got)
 			}
 			return ""
 		})

@@ -381,7 +381,7 @@ type connCollector struct {
 func newConnCollector() *connCollector {
 	return &connCollector{
 		desc: prometheus.NewDesc(NameConnectionsOpen,
-			"Request-plane client connections open, by plane (TCP: pooled connections; NATS: 1 per connected client).",
+			"Request-plane client connections open, by plane (TCP, HTTP: pooled connections; NATS: 1 per connected client).",
 			[]string{LabelPlane}, nil),
 		sources: map[int]ConnSource{},
 	}

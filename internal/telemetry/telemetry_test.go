@@ -186,7 +186,7 @@ func TestConnSources(t *testing.T) {
 	rm1 := m.AddConnSource(func(yield func(string, int)) { yield("tcp", 2); yield("nats", 1) })
 	rm2 := m.AddConnSource(func(yield func(string, int)) { yield("tcp", 3); yield("bogus", 9) })
 	want := `
-# HELP reqplane_connections_open Request-plane client connections open, by plane (TCP: pooled connections; NATS: 1 per connected client).
+# HELP reqplane_connections_open Request-plane client connections open, by plane (TCP, HTTP: pooled connections; NATS: 1 per connected client).
 # TYPE reqplane_connections_open gauge
 reqplane_connections_open{plane="nats"} 1
 reqplane_connections_open{plane="tcp"} 5

@@ -5,7 +5,8 @@
 //
 // The Server speaks HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on one port, through
 // net/http's Server.Protocols; the Client speaks h2c only, multiplexing many requests over a
-// few pooled connections, as Dynamo's requesters do. Both are wire-compatible with Dynamo's
+// few pooled connections, as Dynamo's requesters do, with a transport of its own on
+// golang.org/x/net/http2's framer and HPACK coder (conn.go says why). Both are wire-compatible with Dynamo's
 // http_endpoint.rs and http_router.rs: endpoints are routed by name only, refusals carry the
 // spec's status codes and texts (docs/protocol.md, "HTTP/2 plane"), and the Client reports them
 // as "HTTP request failed with status {code} {reason}: {body}".
