@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
-	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,13 +38,8 @@ const (
 	clientMaxHeaderList = 64 << 10
 	// clientReadBuffer sizes the connection's read buffer: acks of a burst arrive together.
 	clientReadBuffer = 16 << 10
-	// maxRetainWrite caps the write buffer kept between batches, so one large body does not
-	// pin its memory for the connection's life.
-	maxRetainWrite = 64 << 10
 	// maxStreamID is the largest stream id; a connection that used them all takes no more.
 	maxStreamID = 1<<31 - 1
-	// housekeepingTick paces the keep-alive and idle checks.
-	housekeepingTick = time.Second
 )
 
 var (
@@ -73,87 +66,44 @@ type result struct {
 // stream is one request on a conn. Streams are pooled by the Client: one may be reused only
 // once its sender has its result and the conn forgot it.
 type stream struct {
-	id    uint32
-	ch    chan result // capacity 1: the conn never blocks delivering
-	timer *time.Timer // the sender's acknowledgement timeout, reused with the stream
+	sendState             // guarded by conn.mu
+	ch        chan result // capacity 1: the conn never blocks delivering
+	timer     *time.Timer // the sender's acknowledgement timeout, reused with the stream
 
 	// guarded by conn.mu
-	done    bool   // finished: result delivered (or the sender gave up) and forgotten
-	sendWin int64  // flow-control window for our DATA
-	pending []byte // body not yet sent for want of window
-	blocked bool   // in conn.blocked
-	status  int    // final status once its HEADERS arrived
-	body    []byte // refusal body collected so far
+	done   bool   // finished: result delivered (or the sender gave up) and forgotten
+	status int    // final status once its HEADERS arrived
+	body   []byte // refusal body collected so far
 }
 
 // conn is one HTTP/2 connection to a worker.
 type conn struct {
+	link
 	cl *Client
 	p  *pool
-	nc net.Conn
 	fr *http2.Framer // read side, owned by readLoop
 
 	active   atomic.Int32  // open streams: pick's load figure
 	limit    atomic.Uint32 // the server's SETTINGS_MAX_CONCURRENT_STREAMS
 	unusable atomic.Bool   // broken or going away: pick skips it
-	frames   atomic.Uint64 // frames read, for the keep-alive
 	ready    chan struct{} // closed once the server's first SETTINGS arrived
-	closed   chan struct{} // closed when the reader ended; stops the housekeeper
-	kick     chan struct{} // capacity 1: wakes the housekeeper to write what the reader queued
 
-	mu       sync.Mutex
-	wb       wbuf          // frames not yet written
-	fw       *http2.Framer // write side, encoding into wb
-	spare    []byte
-	writing  bool
-	henc     *hpack.Encoder
-	hbuf     hbuf
+	// guarded by mu
 	streams  map[uint32]*stream
-	blocked  []*stream // streams with pending body, in arrival order
 	nextID   uint32
-	maxFrame uint32 // the server's SETTINGS_MAX_FRAME_SIZE
-	initWin  int64  // the server's SETTINGS_INITIAL_WINDOW_SIZE
-	connWin  int64  // connection-level send window
-	unacked  int64  // received DATA bytes not yet returned with a WINDOW_UPDATE
-	goaway   bool   // the server sent GOAWAY: no new streams
-	settings bool   // the first SETTINGS arrived
-	err      error  // set once: why the connection ended
-	// housekeeping state, guarded by mu
-	lastFrames uint64
-	silent     time.Duration // without a frame read
-	idle       time.Duration // without a stream
-	pingOut    bool
+	goaway   bool // the server sent GOAWAY: no new streams
+	settings bool // the first SETTINGS arrived
+	idle     time.Duration
 }
 
-// wbuf collects the Framer's output: each Write is one frame.
-type wbuf struct{ b []byte }
-
-func (w *wbuf) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
-
-// hbuf collects the HPACK encoder's output for one header block.
-type hbuf struct{ b []byte }
-
-func (h *hbuf) Write(p []byte) (int, error) { h.b = append(h.b, p...); return len(p), nil }
-
 func newConn(cl *Client, p *pool, nc net.Conn) *conn {
-	cn := &conn{
-		cl: cl, p: p, nc: nc,
-		ready:    make(chan struct{}),
-		closed:   make(chan struct{}),
-		kick:     make(chan struct{}, 1),
-		streams:  make(map[uint32]*stream),
-		nextID:   1,
-		maxFrame: 16 << 10,
-		initWin:  65535,
-		connWin:  65535,
-	}
+	cn := &conn{cl: cl, p: p, ready: make(chan struct{}), streams: make(map[uint32]*stream), nextID: 1}
+	cn.link.init(nc, clientWriteTimeout, clientConnWindow)
 	cn.limit.Store(100) // RFC 9113 recommends at least 100; the real one comes with SETTINGS
 	cn.fr = http2.NewFramer(nil, bufio.NewReaderSize(nc, clientReadBuffer))
 	cn.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	cn.fr.MaxHeaderListSize = clientMaxHeaderList
 	cn.fr.SetReuseFrames()
-	cn.fw = http2.NewFramer(&cn.wb, nil)
-	cn.henc = hpack.NewEncoder(&cn.hbuf)
 	return cn
 }
 
@@ -168,7 +118,7 @@ func (cn *conn) start() error {
 		http2.Setting{ID: http2.SettingInitialWindowSize, Val: clientStreamWindow},
 		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: clientMaxHeaderList},
 	)
-	_ = cn.fw.WriteWindowUpdate(0, clientConnWindow-65535)
+	_ = cn.fw.WriteWindowUpdate(0, clientConnWindow-defaultWindow)
 	cn.writeNowLocked()
 	return cn.err
 }
@@ -195,6 +145,7 @@ func (cn *conn) open(st *stream, tg *target, body []byte, id string, meta plane.
 	st.done, st.status, st.body = false, 0, nil
 	st.sendWin = cn.initWin
 	st.pending = body
+	st.blocked = false
 
 	cn.hbuf.b = cn.hbuf.b[:0]
 	e := cn.henc
@@ -215,7 +166,7 @@ func (cn *conn) open(st *stream, tg *target, body []byte, id string, meta plane.
 	cn.streams[st.id] = st
 	cn.active.Add(1)
 	cn.idle = 0
-	cn.sendDataLocked(st)
+	cn.sendDataLocked(&st.sendState)
 
 	if !cn.writing {
 		cn.writing = true
@@ -237,95 +188,6 @@ func (cn *conn) open(st *stream, tg *target, body []byte, id string, meta plane.
 	return nil
 }
 
-// writeHeadersLocked frames the encoded header block in hbuf: HEADERS, then CONTINUATION
-// frames when it exceeds the server's frame size.
-func (cn *conn) writeHeadersLocked(id uint32, endStream bool) {
-	block := cn.hbuf.b
-	max := int(cn.maxFrame)
-	first := block[:min(len(block), max)]
-	block = block[len(first):]
-	_ = cn.fw.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndStream: endStream, EndHeaders: len(block) == 0})
-	for len(block) > 0 {
-		frag := block[:min(len(block), max)]
-		block = block[len(frag):]
-		_ = cn.fw.WriteContinuation(id, len(block) == 0, frag)
-	}
-}
-
-// sendDataLocked frames as much of st's pending body as the flow-control windows allow, and
-// keeps st in blocked while some remains.
-func (cn *conn) sendDataLocked(st *stream) {
-	for len(st.pending) > 0 {
-		n := min(int64(len(st.pending)), int64(cn.maxFrame), cn.connWin, st.sendWin)
-		if n <= 0 {
-			break
-		}
-		chunk := st.pending[:n]
-		st.pending = st.pending[n:]
-		cn.connWin -= n
-		st.sendWin -= n
-		_ = cn.fw.WriteData(st.id, len(st.pending) == 0, chunk)
-	}
-	switch {
-	case len(st.pending) > 0 && !st.blocked:
-		st.blocked = true
-		cn.blocked = append(cn.blocked, st)
-	case len(st.pending) == 0 && st.blocked:
-		cn.unblockLocked(st)
-	}
-}
-
-func (cn *conn) unblockLocked(st *stream) {
-	st.blocked = false
-	if i := slices.Index(cn.blocked, st); i >= 0 {
-		cn.blocked = slices.Delete(cn.blocked, i, i+1)
-	}
-}
-
-// resumeLocked sends what the blocked streams can now send.
-func (cn *conn) resumeLocked() {
-	for _, st := range append([]*stream(nil), cn.blocked...) {
-		if cn.connWin <= 0 {
-			return
-		}
-		cn.sendDataLocked(st)
-	}
-}
-
-// flushLocked writes batches until nothing is pending. It drops mu while writing so that
-// other senders can queue the next batch meanwhile. The caller set writing.
-func (cn *conn) flushLocked() {
-	for len(cn.wb.b) > 0 && cn.err == nil {
-		out := cn.wb.b
-		cn.wb.b, cn.spare = cn.spare[:0], nil
-		cn.mu.Unlock()
-		_ = cn.nc.SetWriteDeadline(time.Now().Add(clientWriteTimeout))
-		_, err := cn.nc.Write(out)
-		cn.mu.Lock()
-		if cap(out) <= maxRetainWrite {
-			cn.spare = out[:0]
-		}
-		if err != nil {
-			cn.breakLocked(err)
-		}
-	}
-	if cn.err != nil {
-		cn.wb.b = nil
-	}
-}
-
-// queuedLocked makes sure frames queued by the reader get written: by the sender writing
-// now, else by the housekeeper (the reader must never block on a write: a server blocked
-// writing to us would then never read our frames).
-func (cn *conn) queuedLocked() {
-	if !cn.writing && len(cn.wb.b) > 0 {
-		select {
-		case cn.kick <- struct{}{}:
-		default:
-		}
-	}
-}
-
 // resetLocked queues RST_STREAM for id.
 func (cn *conn) resetLocked(id uint32, code http2.ErrCode) {
 	if cn.err == nil {
@@ -339,10 +201,7 @@ func (cn *conn) finishLocked(st *stream, res result) {
 		return
 	}
 	st.done = true
-	st.pending = nil
-	if st.blocked {
-		cn.unblockLocked(st)
-	}
+	cn.unblockLocked(&st.sendState)
 	delete(cn.streams, st.id)
 	if n := cn.active.Add(-1); uint32(n+1) >= cn.limit.Load() {
 		cn.p.signal() // it was full: a waiting sender may use it now
@@ -371,11 +230,8 @@ func (cn *conn) abandon(st *stream) (res result, ok bool) {
 // breakLocked records why the connection ends and closes it; the reader then fails the
 // streams left and removes the connection.
 func (cn *conn) breakLocked(err error) {
-	if cn.err == nil {
-		cn.err = err
-	}
 	cn.unusable.Store(true)
-	_ = cn.nc.Close()
+	cn.link.breakLocked(err)
 }
 
 // readLoop reads the server's frames until the connection ends.
@@ -470,11 +326,9 @@ const http2StatusSwitching = 101
 func (cn *conn) onData(f *http2.DataFrame) {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
-	cn.unacked += int64(f.Length)
-	if cn.unacked >= clientConnWindow/2 {
-		_ = cn.fw.WriteWindowUpdate(0, uint32(cn.unacked))
-		cn.unacked = 0
-		cn.queuedLocked()
+	if err := cn.receivedLocked(int64(f.Length)); err != nil {
+		cn.breakLocked(err)
+		return
 	}
 	st := cn.streams[f.StreamID]
 	if st == nil {
@@ -508,24 +362,10 @@ func (cn *conn) onSettings(f *http2.SettingsFrame) error {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
 	err := f.ForeachSetting(func(s http2.Setting) error {
-		if err := s.Valid(); err != nil {
-			return err
-		}
-		switch s.ID {
-		case http2.SettingMaxConcurrentStreams:
+		if s.ID == http2.SettingMaxConcurrentStreams {
 			cn.limit.Store(s.Val)
-		case http2.SettingInitialWindowSize:
-			delta := int64(s.Val) - cn.initWin
-			cn.initWin = int64(s.Val)
-			for _, st := range cn.streams {
-				st.sendWin += delta
-			}
-		case http2.SettingMaxFrameSize:
-			cn.maxFrame = s.Val
-		case http2.SettingHeaderTableSize:
-			cn.henc.SetMaxDynamicTableSize(s.Val)
 		}
-		return nil
+		return cn.settingLocked(s, cn.eachSend)
 	})
 	if err != nil {
 		return err
@@ -543,37 +383,34 @@ func (cn *conn) onSettings(f *http2.SettingsFrame) error {
 	return nil
 }
 
+// eachSend lists the open streams' send states.
+func (cn *conn) eachSend(yield func(*sendState)) {
+	for _, st := range cn.streams {
+		yield(&st.sendState)
+	}
+}
+
 func (cn *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
-	if f.StreamID == 0 {
-		cn.connWin += int64(f.Increment)
-		if cn.connWin > maxStreamID {
-			return http2.ConnectionError(http2.ErrCodeFlowControl)
-		}
-	} else if st := cn.streams[f.StreamID]; st != nil {
-		st.sendWin += int64(f.Increment)
-		if st.sendWin > maxStreamID {
-			cn.resetLocked(st.id, http2.ErrCodeFlowControl)
-			cn.finishLocked(st, result{err: errors.New("server overflowed the stream's flow-control window")})
-		}
+	var ss *sendState
+	st := cn.streams[f.StreamID]
+	if st != nil {
+		ss = &st.sendState
 	}
-	cn.resumeLocked()
-	cn.queuedLocked()
-	return nil
+	overflowed, err := cn.windowLocked(f, ss)
+	if overflowed {
+		cn.resetLocked(st.id, http2.ErrCodeFlowControl)
+		cn.finishLocked(st, result{err: errors.New("server overflowed the stream's flow-control window")})
+		cn.queuedLocked()
+	}
+	return err
 }
 
 func (cn *conn) onPing(f *http2.PingFrame) {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
-	if f.IsAck() {
-		cn.pingOut = false
-		return
-	}
-	if cn.err == nil {
-		_ = cn.fw.WritePing(true, f.Data)
-		cn.queuedLocked()
-	}
+	cn.pingLocked(f)
 }
 
 func (cn *conn) onReset(f *http2.RSTStreamFrame) {
@@ -610,66 +447,33 @@ func (cn *conn) onGoAway(f *http2.GoAwayFrame) {
 	cn.p.signal() // senders waiting for room should dial instead
 }
 
-// housekeep writes what the reader queued and runs the keep-alive and idle checks, until the
-// connection ends.
+// housekeep runs the connection's housekeeper until the connection ends.
 func (cn *conn) housekeep() {
 	defer cn.cl.wg.Done()
-	tick := time.NewTicker(housekeepingTick)
-	defer tick.Stop()
-	for {
-		select {
-		case <-cn.closed:
-			return
-		case <-cn.kick:
-			cn.mu.Lock()
-			cn.writeNowLocked()
-			cn.mu.Unlock()
-		case <-tick.C:
-			cn.checkLiveness()
-		}
-	}
+	cn.link.housekeep(cn.tick)
 }
 
-// checkLiveness pings a connection that went silent and drops it when the ping stays
-// unanswered, so a vanished worker does not hold requests; and closes one idle too long.
-func (cn *conn) checkLiveness() {
+// tick pings a connection that went silent and drops it when the ping stays unanswered, so
+// a vanished worker does not hold requests; and closes one idle too long.
+func (cn *conn) tick() {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
 	if cn.err != nil {
 		return
-	}
-	if n := cn.frames.Load(); n != cn.lastFrames {
-		cn.lastFrames, cn.silent, cn.pingOut = n, 0, false
-	} else {
-		cn.silent += housekeepingTick
 	}
 	if len(cn.streams) == 0 {
 		cn.idle += housekeepingTick
 	} else {
 		cn.idle = 0
 	}
-	switch {
-	case cn.idle >= clientIdleTimeout:
+	if cn.idle >= clientIdleTimeout {
 		cn.unusable.Store(true)
 		_ = cn.fw.WriteGoAway(0, http2.ErrCodeNo, nil)
 		cn.writeNowLocked()
 		cn.breakLocked(errIdle)
-	case cn.pingOut && cn.silent >= clientPingAfter+clientPingTimeout:
-		cn.breakLocked(fmt.Errorf("no answer to a ping within %v", clientPingTimeout))
-	case !cn.pingOut && cn.silent >= clientPingAfter:
-		cn.pingOut = true
-		_ = cn.fw.WritePing(false, [8]byte{'r', 'e', 'q', 'p', 'l', 'a', 'n', 'e'})
-		cn.writeNowLocked()
+		return
 	}
-}
-
-// writeNowLocked writes what is queued unless a sender is writing (it will).
-func (cn *conn) writeNowLocked() {
-	if !cn.writing {
-		cn.writing = true
-		cn.flushLocked()
-		cn.writing = false
-	}
+	cn.keepAliveLocked(clientPingAfter, clientPingTimeout)
 }
 
 // shutdown ends the connection: the first recorded error wins (Close, a write failure or the

@@ -1,6 +1,7 @@
 package http2
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -79,60 +80,95 @@ func (rt *router) endpointName(path string) (string, bool) {
 	return rest, ok && rest != ""
 }
 
+// ServeHTTP serves HTTP/1.1 requests (h2c connections are served by serverConn).
 func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var start time.Time
+	start := rt.now()
+	rte, ref := rt.check(r.Method, r.URL.Path, r.ContentLength, start)
+	if ref == nil {
+		body, err := readBody(http.MaxBytesReader(w, r.Body, int64(rt.max)), r.ContentLength, rt.max)
+		if err != nil {
+			ref = rt.bodyRefusal(err, rte, start)
+		} else {
+			ref = rt.admit(rte, body, r.Header.Get, start)
+		}
+	}
+	if ref != nil {
+		rt.refused(ref, r.Method, r.URL.Path)
+		h := w.Header()
+		if ref.allow {
+			h.Set("Allow", http.MethodPost)
+		}
+		h.Set("Content-Type", textPlain)
+		h.Set("Content-Length", strconv.Itoa(len(ref.text)))
+		w.WriteHeader(ref.status)
+		_, _ = io.WriteString(w, ref.text)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// textPlain is the content type of refusals.
+const textPlain = "text/plain; charset=utf-8"
+
+// now is the start of an observed request; the zero time when nothing observes.
+func (rt *router) now() time.Time {
 	if rt.observe != nil {
-		start = time.Now()
+		return time.Now()
 	}
-	name, ok := rt.endpointName(r.URL.Path)
+	return time.Time{}
+}
+
+// check routes a request before its body is read: the route, or why it is refused.
+// contentLength is -1 when unknown.
+func (rt *router) check(method, path string, contentLength int64, start time.Time) (route, *refusal) {
+	name, ok := rt.endpointName(path)
 	if !ok {
-		rt.refuse(w, r, refusal{status: http.StatusNotFound, code: plane.CodeUnknownEndpoint, text: plane.TextEndpointNotFound, start: start})
-		return
+		return route{}, &refusal{status: http.StatusNotFound, code: plane.CodeUnknownEndpoint, text: plane.TextEndpointNotFound, start: start}
 	}
-	if r.Method != http.MethodPost {
+	if method != http.MethodPost {
 		// Like Dynamo's router: an empty 405 naming the one method served.
-		w.Header().Set("Allow", http.MethodPost)
-		rt.refuse(w, r, refusal{status: http.StatusMethodNotAllowed, code: plane.CodeRefused, start: start})
-		return
+		return route{}, &refusal{status: http.StatusMethodNotAllowed, code: plane.CodeRefused, allow: true, start: start}
 	}
 	rte, ok := rt.lookup(name)
 	if !ok {
-		rt.refuse(w, r, refusal{status: http.StatusNotFound, code: plane.CodeUnknownEndpoint, text: plane.TextEndpointNotFound, start: start})
-		return
+		return route{}, &refusal{status: http.StatusNotFound, code: plane.CodeUnknownEndpoint, text: plane.TextEndpointNotFound, start: start}
 	}
-	if r.ContentLength > int64(rt.max) {
+	if contentLength > int64(rt.max) {
 		// Refused before reading a byte of the body.
-		err := tooLarge(uint64(r.ContentLength), rt.max)
-		rt.refuse(w, r, refusal{status: http.StatusRequestEntityTooLarge, code: plane.CodeTooLarge, text: err.Error(), err: err, ep: rte.ep, start: start})
-		return
+		err := tooLarge(uint64(contentLength), rt.max)
+		return route{}, &refusal{status: http.StatusRequestEntityTooLarge, code: plane.CodeTooLarge, text: err.Error(), err: err, ep: rte.ep, start: start}
 	}
-	body, err := readBody(http.MaxBytesReader(w, r.Body, int64(rt.max)), r.ContentLength, rt.max)
-	if err != nil {
-		status, code := http.StatusBadRequest, plane.CodeBadRequest
-		if errors.Is(err, codec.ErrMessageTooLarge) {
-			status, code = http.StatusRequestEntityTooLarge, plane.CodeTooLarge
-		}
-		rt.refuse(w, r, refusal{status: status, code: code, text: err.Error(), err: err, ep: rte.ep, start: start})
-		return
+	return rte, nil
+}
+
+// bodyRefusal is the refusal of a body that could not be read whole: too large, or I/O.
+func (rt *router) bodyRefusal(err error, rte route, start time.Time) *refusal {
+	status, code := http.StatusBadRequest, plane.CodeBadRequest
+	if errors.Is(err, codec.ErrMessageTooLarge) {
+		status, code = http.StatusRequestEntityTooLarge, plane.CodeTooLarge
 	}
+	return &refusal{status: status, code: code, text: err.Error(), err: err, ep: rte.ep, start: start}
+}
+
+// admit decodes a whole body and hands the request to the route's handler; nil means
+// accepted (answered 202). get reads the request's headers by lowercase name.
+func (rt *router) admit(rte route, body []byte, get func(string) string, start time.Time) *refusal {
 	req, err := plane.Decode(body, rt.max)
 	if err != nil {
 		code, text := plane.Refusal(err)
-		rt.refuse(w, r, refusal{status: statusOf(code), code: code, text: text, err: err, ep: rte.ep, start: start})
-		return
+		return &refusal{status: statusOf(code), code: code, text: text, err: err, ep: rte.ep, start: start}
 	}
 	req.Plane = plane.NameHTTP
 	req.Endpoint = rte.ep
-	req.Meta = plane.MetaFromHeaders(r.Header.Get, req.Control.ID)
+	req.Meta = plane.MetaFromHeaders(get, req.Control.ID)
 	if err := rte.h.Accept(req); err != nil {
 		code, text := plane.Refusal(err)
-		rt.refuse(w, r, refusal{status: statusOf(code), code: code, text: text, err: err, ep: rte.ep, start: start})
-		return
+		return &refusal{status: statusOf(code), code: code, text: text, err: err, ep: rte.ep, start: start}
 	}
 	if rt.observe != nil {
 		rt.observe(&plane.Outcome{Plane: plane.NameHTTP, Endpoint: rte.ep, Status: http.StatusAccepted, Start: start})
 	}
-	w.WriteHeader(http.StatusAccepted)
+	return nil
 }
 
 // refusal is one refused request: what is answered, and what the observer is told.
@@ -140,13 +176,15 @@ type refusal struct {
 	status int
 	code   plane.Code
 	text   string
+	allow  bool           // a 405: answer "Allow: POST"
 	err    error          // the cause; nil: built from code and text for the observer
 	ep     plane.Endpoint // zero when no route matched
 	start  time.Time
 }
 
-// refuse answers a refusal: status and the spec's text as a plain-text body.
-func (rt *router) refuse(w http.ResponseWriter, r *http.Request, ref refusal) {
+// refused tells the observer and the debug log about a refusal; the caller answers it with
+// the status and the spec's text as a plain-text body.
+func (rt *router) refused(ref *refusal, method, path string) {
 	if rt.observe != nil {
 		err := ref.err
 		if err == nil {
@@ -154,13 +192,8 @@ func (rt *router) refuse(w http.ResponseWriter, r *http.Request, ref refusal) {
 		}
 		rt.observe(&plane.Outcome{Plane: plane.NameHTTP, Endpoint: ref.ep, Code: ref.code, Status: ref.status, Err: err, Start: ref.start})
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(len(ref.text)))
-	w.WriteHeader(ref.status)
-	_, _ = io.WriteString(w, ref.text)
-	rt.log.LogAttrs(r.Context(), slog.LevelDebug, "http request refused",
-		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+	rt.log.LogAttrs(context.Background(), slog.LevelDebug, "http request refused",
+		slog.String("method", method), slog.String("path", path),
 		slog.Int("status", ref.status), slog.String("text", ref.text))
 }
 

@@ -1,7 +1,6 @@
 package http2
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -31,15 +30,14 @@ const (
 	// maxStreams is the HTTP/2 concurrent-stream limit per connection: a requester multiplexes
 	// its whole fan-out to one worker over one or a few connections.
 	maxStreams = 1000
-	// maxWindow is the largest receive window HTTP2Config documents as valid (< 4 MiB); the
-	// connection window is shared by every stream of a connection, so the default 1 MiB would
-	// throttle many concurrent uploads.
+	// maxWindow is the connection's receive window: it is shared by every stream of the
+	// connection, so a small one would throttle many concurrent uploads.
 	maxWindow = 4<<20 - 1
 	// streamWindow lets one request body of up to 1 MiB arrive without a window update.
 	streamWindow = 1 << 20
 	// readFrameSize lets peers send large bodies in few DATA frames.
 	readFrameSize = 1 << 20
-	// serverReadBuffer is each connection's read buffer (see bufferedListener).
+	// serverReadBuffer is each h2c connection's read buffer.
 	serverReadBuffer = 16 << 10
 	// shutdownGrace bounds how long Close waits for requests being read before it cuts them.
 	shutdownGrace = 2 * time.Second
@@ -125,6 +123,8 @@ type Server struct {
 	opts Options
 	rt   router
 
+	h2 h2conns // the h2c connections
+
 	// connState, when set (by tests), observes connection state changes.
 	connState func(net.Conn, http.ConnState)
 
@@ -144,6 +144,7 @@ var _ plane.Server = (*Server)(nil)
 func NewServer(opts Options) *Server {
 	opts = opts.withDefaults()
 	s := &Server{opts: opts}
+	s.h2.conns = map[*serverConn]struct{}{}
 	s.rt.root, s.rt.max, s.rt.log, s.rt.observe = opts.RootPath, opts.MaxMessageSize, opts.Logger, opts.Observe
 	return s
 }
@@ -179,24 +180,18 @@ func (s *Server) Start(ctx context.Context) error {
 		// write bound too.
 		WriteTimeout: s.opts.ReadTimeout,
 		IdleTimeout:  s.opts.IdleTimeout,
-		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams:          maxStreams,
-			MaxReadFrameSize:              readFrameSize,
-			MaxReceiveBufferPerConnection: maxWindow,
-			MaxReceiveBufferPerStream:     streamWindow,
-			// Probe connections that went silent, so half-dead peers are dropped.
-			SendPingTimeout:  s.opts.IdleTimeout / 2,
-			WriteByteTimeout: s.opts.ReadTimeout,
-		},
+		// h2c connections are handed to serverConn (serverconn.go).
+		TLSNextProto: s.nextProto(),
 		// net/http logs accept failures and handler panics here.
 		ErrorLog:  slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
 		ConnState: s.connState,
 	}
+	srv.RegisterOnShutdown(s.h2.shutdown)
 	s.ln, s.srv, s.served = ln, srv, make(chan struct{})
 	s.state = stateStarted
 	go func() {
 		defer close(s.served)
-		if err := srv.Serve(bufferedListener{ln}); !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			s.opts.Logger.Error("http request plane stopped serving", "addr", ln.Addr().String(), "err", err)
 			s.mu.Lock()
 			s.serveErr = err
@@ -275,37 +270,10 @@ func (s *Server) Close() error {
 		_ = srv.Shutdown(ctx) // past the grace period, Close below cuts what is left
 		cancel()
 		_ = srv.Close()
+		s.h2.closeAll()
 		<-served
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.serveErr
-}
-
-// bufferedListener gives every accepted connection a read buffer. net/http's HTTP/2 server
-// reads each frame with two unbuffered reads (its 9-byte header, then its payload), four read
-// syscalls per request; buffered, a burst of requests costs one.
-type bufferedListener struct{ net.Listener }
-
-func (l bufferedListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, serverReadBuffer)}, nil
-}
-
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
-
-// CloseWrite keeps net/http's half-close of HTTP/1.1 connections it refuses.
-func (c *bufferedConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
 }
