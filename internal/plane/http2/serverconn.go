@@ -248,13 +248,16 @@ func (sc *serverConn) readFrames() error {
 				st = &s.sendState
 			}
 			var overflowed bool
+			hadBlocked := len(sc.blocked) > 0
 			overflowed, err = sc.windowLocked(f, st)
 			if overflowed {
 				sc.forgetLocked(f.StreamID)
 				_ = sc.fw.WriteRSTStream(f.StreamID, http2.ErrCodeFlowControl)
 				sc.queuedLocked()
 			}
-			sc.sweepLocked()
+			if hadBlocked {
+				sc.sweepLocked() // answers the window let out
+			}
 		case *http2.PingFrame:
 			sc.pingLocked(f)
 		case *http2.RSTStreamFrame:
@@ -310,7 +313,7 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 			return nil
 		}
 		sc.completeLocked(st)
-		sc.sweepLocked()
+		sc.settleLocked(st)
 		return nil
 	}
 	if id%2 == 0 || id <= sc.maxID {
@@ -362,7 +365,7 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	} else if f.StreamEnded() {
 		sc.completeLocked(st)
 	}
-	sc.sweepLocked()
+	sc.settleLocked(st)
 	return nil
 }
 
@@ -413,12 +416,12 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 		ref := sc.rt.bodyRefusal(tooBig, route{}, st.start)
 		st.resetAfter = !f.StreamEnded()
 		sc.answerLocked(st, ref)
-		sc.sweepLocked()
+		sc.settleLocked(st)
 		return nil
 	}
 	if f.StreamEnded() {
 		sc.completeLocked(st)
-		sc.sweepLocked()
+		sc.settleLocked(st)
 		return nil
 	}
 	if used := streamWindow - st.recvLeft; used >= streamWindow/2 {
@@ -477,18 +480,23 @@ func (sc *serverConn) answerLocked(st *sstream, ref *refusal) {
 	}
 }
 
-// sweepLocked forgets the streams whose answer is out. Those answered before their body was
-// in get RST_STREAM(NO_ERROR), which stops the upload (RFC 9113 §8.1).
+// settleLocked forgets st once its answer is out. A stream answered before its body was in
+// gets RST_STREAM(NO_ERROR), which stops the upload (RFC 9113 §8.1).
+func (sc *serverConn) settleLocked(st *sstream) {
+	if !st.answered || st.blocked || sc.streams[st.id] != st {
+		return
+	}
+	if st.resetAfter {
+		_ = sc.fw.WriteRSTStream(st.id, http2.ErrCodeNo)
+		sc.queuedLocked()
+	}
+	delete(sc.streams, st.id)
+}
+
+// sweepLocked settles every stream: after flow control let answers out.
 func (sc *serverConn) sweepLocked() {
-	for id, st := range sc.streams {
-		if !st.answered || st.blocked {
-			continue
-		}
-		if st.resetAfter {
-			_ = sc.fw.WriteRSTStream(id, http2.ErrCodeNo)
-			sc.queuedLocked()
-		}
-		delete(sc.streams, id)
+	for _, st := range sc.streams {
+		sc.settleLocked(st)
 	}
 }
 
