@@ -385,7 +385,7 @@ func (c *Client) dial(ctx context.Context, p *pool, deadline time.Time) (*conn, 
 	go cn.housekeep()
 	if err := cn.start(); err != nil {
 		<-cn.closed
-		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: nc.RemoteAddr(), Err: err}
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: nc.RemoteAddr(), Err: fmt.Errorf("no HTTP/2 session: %w", err)}
 	}
 	select {
 	case <-cn.ready:
@@ -403,6 +403,9 @@ func (c *Client) dial(ctx context.Context, p *pool, deadline time.Time) (*conn, 
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
+	}
+	if dctx.Err() != nil {
+		return nil, context.DeadlineExceeded // RequestTimeout bounds the handshake too
 	}
 	return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: nc.RemoteAddr(), Err: fmt.Errorf("no HTTP/2 session: %w", err)}
 }

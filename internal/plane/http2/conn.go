@@ -103,6 +103,9 @@ func newConn(cl *Client, p *pool, nc net.Conn) *conn {
 	cn.fr = http2.NewFramer(nil, bufio.NewReaderSize(nc, clientReadBuffer))
 	cn.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	cn.fr.MaxHeaderListSize = clientMaxHeaderList
+	// We advertise no SETTINGS_MAX_FRAME_SIZE, so the server's frames stay within the default:
+	// a larger one is a protocol error (and an HTTP/1.1 answer reads as one), not a buffer.
+	cn.fr.SetMaxReadFrameSize(defaultFrame)
 	cn.fr.SetReuseFrames()
 	return cn
 }
@@ -201,6 +204,12 @@ func (cn *conn) finishLocked(st *stream, res result) {
 		return
 	}
 	st.done = true
+	if len(st.pending) > 0 && res.status != 0 {
+		// Answered before its body was all sent: end the stream, which would otherwise stay
+		// open on the server, holding one of its concurrent streams.
+		cn.resetLocked(st.id, http2.ErrCodeCancel)
+		cn.queuedLocked()
+	}
 	cn.unblockLocked(&st.sendState)
 	delete(cn.streams, st.id)
 	if n := cn.active.Add(-1); uint32(n+1) >= cn.limit.Load() {
