@@ -83,6 +83,7 @@ func WithMaxAttempts(n int) ClientOption {
 type Client struct {
 	rt      *Runtime
 	id      EndpointID
+	name    string // id.String(), made once: spans name the endpoint on every call
 	opts    clientOptions
 	router  *router.Router
 	watcher *etcd.Watcher
@@ -112,6 +113,7 @@ func (e *Endpoint) Client(ctx context.Context, opts ...ClientOption) (*Client, e
 	c := &Client{
 		rt:      rt,
 		id:      e.id,
+		name:    e.id.String(),
 		opts:    o,
 		router:  router.New(e.id.String(), router.Options{Mode: o.mode, Planes: planes}),
 		watcher: etcd.NewWatcher(cli, discoveryID(e.id), etcd.WatcherOptions{Logger: rt.log}),
@@ -257,12 +259,12 @@ func WithRequestID(id string) CallOption {
 // cancelling it stops the stream on the worker.
 func (c *Client) Generate(ctx context.Context, body []byte, opts ...CallOption) (*ResponseStream, error) {
 	var o callOptions
-	for _, opt := range opts {
-		opt.applyCall(&o)
+	if len(opts) > 0 {
+		o = applyCallOptions(opts)
 	}
 	start := time.Now()
 	id := uuid.NewString()
-	ctx, span := c.rt.tracer.StartClient(ctx, c.id.String(), c.opts.mode.String(), id, o.requestID)
+	ctx, span := c.rt.tracer.StartClient(ctx, c.name, c.opts.mode.String(), id, o.requestID)
 	rs, err := c.generate(ctx, span, start, id, body, o)
 	if err != nil {
 		telemetry.Fail(span, err)
@@ -270,6 +272,28 @@ func (c *Client) Generate(ctx context.Context, body []byte, opts ...CallOption) 
 		return nil, err
 	}
 	return rs, nil
+}
+
+// applyCallOptions applies opts to zero options. The options are applied through a pointer
+// that escapes, so Generate calls this only when there are any: no allocation otherwise.
+func applyCallOptions(opts []CallOption) callOptions {
+	var o callOptions
+	for _, opt := range opts {
+		opt.applyCall(&o)
+	}
+	return o
+}
+
+// requestMeta returns the metadata sent beside the request: the caller's request id and, when
+// ctx carries a span, its trace context. The propagator takes a pointer that escapes, so only
+// a traced call pays for a Meta on the heap.
+func (c *Client) requestMeta(ctx context.Context, requestID string) plane.Meta {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return plane.Meta{RequestID: requestID}
+	}
+	m := &plane.Meta{RequestID: requestID}
+	c.rt.tracer.Inject(ctx, m)
+	return *m
 }
 
 // generate routes and sends one call; span is the call's span, ended by the caller on failure
@@ -284,8 +308,7 @@ func (c *Client) generate(ctx context.Context, span trace.Span, start time.Time,
 	if err != nil {
 		return nil, err
 	}
-	meta := plane.Meta{RequestID: o.requestID}
-	c.rt.tracer.Inject(ctx, &meta)
+	meta := c.requestMeta(ctx, o.requestID)
 	recording := span.IsRecording()
 	max := c.rt.cfg.TCP.MaxMessageSize
 	callHome := c.rt.metrics.CallHomeOpen
@@ -326,7 +349,7 @@ func (c *Client) generate(ctx context.Context, span trace.Span, start time.Time,
 			callHome.Dec()
 			return nil, &Error{Code: CodeRejected, Endpoint: c.id, Message: err.Error(), Err: err}
 		}
-		end := t.Begin()
+		flight := t.Begin()
 		sent := time.Now()
 		pm.Inflight.Inc()
 		err = pc.Send(ctx, t.Transport.Address, frame, meta)
@@ -337,10 +360,10 @@ func (c *Client) generate(ctx context.Context, span trace.Span, start time.Time,
 				span.AddEvent(telemetry.EventAck)
 				span.SetAttributes(telemetry.AttrInstance.String(instance.String()), telemetry.AttrPlane.String(planeName))
 			}
-			return &ResponseStream{ctx: ctx, c: c, st: st, end: end, instance: instance, plane: planeName, span: span, start: start, pm: pm}, nil
+			return &ResponseStream{ctx: ctx, c: c, st: st, flight: flight, instance: instance, plane: planeName, span: span, start: start, pm: pm}, nil
 		}
 		pm.Inflight.Dec()
-		end()
+		flight.End()
 		st.Abandon()
 		callHome.Dec()
 		if recording {
@@ -378,7 +401,7 @@ type ResponseStream struct {
 	ctx      context.Context
 	c        *Client
 	st       *stream.Stream
-	end      func()
+	flight   router.Flight // counts the request in flight to its instance until Close
 	instance InstanceID
 	plane    string
 	closed   bool
@@ -468,7 +491,7 @@ func (s *ResponseStream) Close() error {
 		return nil
 	}
 	s.closed = true
-	s.end()
+	s.flight.End()
 	err := s.st.Close()
 	s.pm.Inflight.Dec()
 	s.pm.Stream.Observe(time.Since(s.start).Seconds())

@@ -316,19 +316,18 @@ func (w *worker) run(j job) {
 	}
 }
 
-// runner is a request goroutine as the drain sees it: the cancel of the handler it runs and
-// that request's response stream. A registry per goroutine is cheaper than tying every
+// runner is a request goroutine as the drain sees it: the response stream of the request it
+// runs, whose Context is the handler's. A registry per goroutine is cheaper than tying every
 // handler's context to reqCtx, whose children set every request would then lock.
 type runner struct {
 	mu     sync.Mutex
-	cancel context.CancelFunc // nil between requests
-	stream io.Closer          // the request's response stream; nil between requests
+	stream stream.Responder // the request's response stream; nil between requests
 }
 
-// running records the handler the runner runs (nils: none).
-func (rn *runner) running(cancel context.CancelFunc, stream io.Closer) {
+// running records the stream of the request the runner runs (nil: none).
+func (rn *runner) running(st stream.Responder) {
 	rn.mu.Lock()
-	rn.cancel, rn.stream = cancel, stream
+	rn.stream = st
 	rn.mu.Unlock()
 }
 
@@ -336,9 +335,10 @@ func (rn *runner) running(cancel context.CancelFunc, stream io.Closer) {
 func (rn *runner) cut() io.Closer {
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
-	if rn.cancel != nil {
-		rn.cancel()
+	if rn.stream == nil {
+		return nil
 	}
+	rn.stream.Cancel()
 	return rn.stream
 }
 
@@ -428,14 +428,15 @@ func (w *worker) process(rn *runner, s *served, req *plane.Request) {
 	defer sender.Close()
 	out.s = sender
 
-	// The handler's context ends with the stream, and past the drain deadline (cancelInflight).
-	ctx, cancel := context.WithCancel(sender.Context())
-	defer cancel()
-	rn.running(cancel, sender)
-	defer rn.running(nil, nil)
+	// The handler's context is the stream's: it ends with the stream, and past the drain
+	// deadline (cancelInflight cancels it). A context of its own would cost a cancelCtx, a
+	// children map and a done channel per request.
+	ctx := sender.Context()
+	rn.running(sender)
+	defer rn.running(nil)
 	if w.reqCtx.Err() != nil {
 		// The deadline passed before running: cancelInflight missed this one.
-		cancel()
+		sender.Cancel()
 		sender.Close()
 	}
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+
+	"github.com/reqplane/reqplane/internal/stream"
 )
 
 // TestCancelInflight checks the drain deadline's reach: the handler a runner runs is cancelled
@@ -32,7 +34,7 @@ func TestCancelInflight(t *testing.T) {
 		t.Cleanup(cancel)
 		closed := new(atomic.Bool)
 		if !idle {
-			rn.running(cancel, closerFunc(func() error { closed.Store(true); return nil }))
+			rn.running(&fakeResponder{cancel: cancel, close: func() error { closed.Store(true); return nil }})
 		}
 		return slot{rn, ctx, closed}
 	}
@@ -76,7 +78,13 @@ func TestCancelInflight(t *testing.T) {
 	}
 }
 
-// closerFunc is an io.Closer made of a function.
-type closerFunc func() error
+// fakeResponder is a stream.Responder whose Cancel and Close call its functions; the rest of
+// the interface is unused here (nil).
+type fakeResponder struct {
+	stream.Responder
+	cancel func()
+	close  func() error
+}
 
-func (f closerFunc) Close() error { return f() }
+func (f *fakeResponder) Cancel()      { f.cancel() }
+func (f *fakeResponder) Close() error { return f.close() }

@@ -54,8 +54,8 @@ func ParseTCPAddress(s string) (hostport, path string, err error) {
 // "10.0.0.5:41235", "[fe80::1]:41235", "host:41235", and the unbracketed IPv6 form older Dynamo
 // writes ("fe80::1:41235"), which it splits at the last ':'. Errors wrap ErrInvalidAddress.
 func CallHomeDialAddress(addr string) (string, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
+	host, port, splitErr := net.SplitHostPort(addr)
+	if splitErr != nil {
 		// Unbracketed IPv6: everything before the last ':' must be an IPv6 literal.
 		i := strings.LastIndexByte(addr, ':')
 		if i < 0 {
@@ -73,6 +73,11 @@ func CallHomeDialAddress(addr string) (string, error) {
 	}
 	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
 		return "", addrError(addr, "port "+strconv.Quote(port)+" is not in 1..65535")
+	}
+	if splitErr == nil && (addr[0] != '[' || strings.IndexByte(host, ':') >= 0) {
+		// Split as written: host:port without brackets, or a bracketed IPv6 host, is already
+		// what JoinHostPort makes; no need to build it again.
+		return addr, nil
 	}
 	return net.JoinHostPort(host, port), nil
 }

@@ -84,6 +84,7 @@ func TestCallHomeDialAddress(t *testing.T) {
 		{"fe80::1:41235", "[fe80::1]:41235", true}, // older Dynamo: unbracketed, split at the last ':'
 		{"::1:41235", "[::1]:41235", true},
 		{"localhost:41235", "localhost:41235", true},
+		{"[10.0.0.5]:41235", "10.0.0.5:41235", true}, // brackets around an IPv4 host are dropped
 		{"10.0.0.5", "", false},
 		{"10.0.0.5:", "", false},
 		{"10.0.0.5:0", "", false},

@@ -125,6 +125,23 @@ func BenchmarkParseRequestControl(b *testing.B) {
 	}
 }
 
+// BenchmarkParseMuxRequestControl is what a worker does with every response mux request's
+// header: parse it and validate its mux info.
+func BenchmarkParseMuxRequestControl(b *testing.B) {
+	header := AppendMuxRequestControl(nil, v6ID, muxInfo())
+	b.SetBytes(int64(len(header)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rc, err := ParseRequestControl(header)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := rc.ValidateMux(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkAppendStreamItem(b *testing.B) {
 	buf := make([]byte, 0, 256)
 	b.ReportAllocs()

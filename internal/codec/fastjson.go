@@ -411,8 +411,9 @@ func (s *fastScanner) u32() (uint32, bool) {
 }
 
 // parseMuxCallHomeFast decodes the mux call-home document without reflection; ok=false means
-// "ask encoding/json" (which also words every error).
-func parseMuxCallHomeFast(b []byte) (info MuxCallHomeInfo, ok bool) {
+// "ask encoding/json" (which also words every error). A context written exactly as id is
+// returned as id, without a copy.
+func parseMuxCallHomeFast(b []byte, id string) (info MuxCallHomeInfo, ok bool) {
 	s := fastScanner{b: b}
 	if !s.open() {
 		return MuxCallHomeInfo{}, false
@@ -443,7 +444,11 @@ func parseMuxCallHomeFast(b []byte) (info MuxCallHomeInfo, ok bool) {
 				*dst, ok = parseUUID(v)
 			}
 		case "context":
-			info.Context, ok = s.str()
+			if s.quoted(id) {
+				info.Context, ok = id, true
+			} else {
+				info.Context, ok = s.str()
+			}
 			seen |= 8
 		case "version":
 			info.Version, ok = s.u32()

@@ -352,12 +352,12 @@ func FuzzTCPRequestReader(f *testing.F) {
 			if err != nil {
 				t.Fatalf("untyped error %#v", err)
 			}
-			enc, err := AppendTCPRequest(nil, req.Path, req.Headers, req.Payload, max)
+			enc, err := AppendTCPRequest(nil, req.Path, req.Headers(), req.Payload, max)
 			if err != nil {
 				t.Fatalf("re-encode: %v", err)
 			}
 			back, err := NewTCPRequestReader(bytes.NewReader(enc), max).Next()
-			if err != nil || back.Path != req.Path || !maps.Equal(back.Headers, req.Headers) || !bytes.Equal(back.Payload, req.Payload) {
+			if err != nil || back.Path != req.Path || !maps.Equal(back.Headers(), req.Headers()) || !bytes.Equal(back.Payload, req.Payload) {
 				t.Fatalf("round trip: %+v %v", back, err)
 			}
 		}
@@ -371,6 +371,17 @@ func FuzzParseHeaders(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h := ParseHeaders(b)
+		keys := []string{"a", "traceparent", "x-request-id"}
+		for k := range h {
+			keys = append(keys, k)
+		}
+		at := make([]int, len(keys))
+		FindHeaders(b, keys, at)
+		for i, k := range keys {
+			if v := HeaderValue(b, at[i]); v != h[k] {
+				t.Fatalf("FindHeaders %q = %q, ParseHeaders %q", k, v, h[k])
+			}
+		}
 		var j map[string]string
 		jerr := json.Unmarshal(b, &j)
 		if h != nil {
@@ -446,6 +457,9 @@ func FuzzParseTCPAddress(f *testing.F) {
 		if _, _, err := net.SplitHostPort(d); err != nil {
 			t.Fatalf("CallHomeDialAddress(%q) = %q, not dialable: %v", s, d, err)
 		}
+		if h, p, err := net.SplitHostPort(s); err == nil && d != net.JoinHostPort(h, p) {
+			t.Fatalf("CallHomeDialAddress(%q) = %q, want JoinHostPort's %q", s, d, net.JoinHostPort(h, p))
+		}
 		if d2, err := CallHomeDialAddress(d); err != nil || d2 != d {
 			t.Fatalf("not idempotent: %q -> %q %v", d, d2, err)
 		}
@@ -514,10 +528,12 @@ func FuzzFastPathAgrees(f *testing.F) {
 				t.Fatalf("call-home: fast %+v, encoding/json %+v %v", fast, slow, err)
 			}
 		}
-		if fast, ok := parseMuxCallHomeFast(b); ok {
-			slow, err := parseMuxCallHomeSlow(b)
-			if err != nil || slow != fast {
-				t.Fatalf("mux call-home: fast %+v, encoding/json %+v %v", fast, slow, err)
+		for _, id := range []string{"", "3f0c9a52-8d1e-4b7a-9c21-5e6f7a8b9c0d"} {
+			if fast, ok := parseMuxCallHomeFast(b, id); ok {
+				slow, err := parseMuxCallHomeSlow(b)
+				if err != nil || slow != fast {
+					t.Fatalf("mux call-home (id %q): fast %+v, encoding/json %+v %v", id, fast, slow, err)
+				}
 			}
 		}
 		if fast, ok := parseHandshakeFast(b); ok {

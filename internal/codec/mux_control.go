@@ -99,7 +99,10 @@ type wireMuxCallHome struct {
 // MuxCallHome parses c.Info as the mux connection info. It checks the shape (fields present,
 // ids well-formed); ValidateMux checks the values. Errors are *ControlError.
 func (c RequestControl) MuxCallHome() (MuxCallHomeInfo, error) {
-	if info, ok := parseMuxCallHomeFast([]byte(c.Info)); ok {
+	// The info usually fits the stack buffer: the fast parser reads it without a heap copy,
+	// and a context equal to the id (as it must be) reuses the id's string.
+	var buf [512]byte
+	if info, ok := parseMuxCallHomeFast(append(buf[:0], c.Info...), c.ID); ok {
 		return info, nil
 	}
 	return parseMuxCallHomeSlow([]byte(c.Info))

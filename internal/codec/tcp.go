@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -104,18 +105,42 @@ var (
 // TCPRequest is one request read from a TCP-plane connection.
 type TCPRequest struct {
 	Path string
-	// Headers is nil when the request has none or they are not a JSON object of strings.
-	// Treat it as read-only.
-	Headers map[string]string
+	// RawHeaders is the headers object as received; it aliases the reader's buffer. Headers
+	// and FindHeaders decode it: a map per request would cost more than the few headers a
+	// server reads.
+	RawHeaders []byte
 	// Payload is the TwoPart frame; it aliases the reader's buffer.
 	Payload []byte
 }
+
+// Headers returns the request's headers (ParseHeaders of RawHeaders): nil when it has none or
+// they are not a JSON object of strings.
+func (r TCPRequest) Headers() map[string]string { return ParseHeaders(r.RawHeaders) }
+
+// Header is one TCP-plane request header.
+type Header struct{ Key, Value string }
 
 // AppendTCPRequest appends one request envelope. The path must be 1..1024 bytes of UTF-8; the
 // headers are written as a JSON object with sorted keys ({} when empty); the payload must not
 // exceed max (max <= 0: no limit beyond the u32 field). Errors are *TCPError; nothing is
 // appended then.
 func AppendTCPRequest(dst []byte, path string, headers map[string]string, payload []byte, max int) ([]byte, error) {
+	var small [16]Header // typical header sets sort without allocating
+	hs := small[:0]
+	if len(headers) > len(small) {
+		hs = make([]Header, 0, len(headers))
+	}
+	for k, v := range headers {
+		hs = append(hs, Header{k, v})
+	}
+	slices.SortFunc(hs, func(a, b Header) int { return strings.Compare(a.Key, b.Key) })
+	return AppendTCPRequestSorted(dst, path, hs, payload, max)
+}
+
+// AppendTCPRequestSorted is AppendTCPRequest with the headers given as pairs sorted by key,
+// keys distinct: it appends the same bytes as AppendTCPRequest with the map of those pairs,
+// without a map.
+func AppendTCPRequestSorted(dst []byte, path string, headers []Header, payload []byte, max int) ([]byte, error) {
 	if len(path) < minTCPPathLen || len(path) > maxTCPPathLen {
 		return dst, &TCPError{Code: TCPCodePathLength, Size: uint64(len(path)), Max: maxTCPPathLen}
 	}
@@ -135,7 +160,7 @@ func AppendTCPRequest(dst []byte, path string, headers map[string]string, payloa
 	dst = append(dst, path...)
 	hpos := len(dst)
 	dst = append(dst, 0, 0)
-	dst = AppendHeaders(dst, headers)
+	dst = appendSortedHeaders(dst, headers)
 	hlen := len(dst) - hpos - 2
 	if hlen > maxTCPHeadersLen {
 		return dst[:start], &TCPError{Code: TCPCodeHeadersTooLarge, Size: uint64(hlen), Max: maxTCPHeadersLen}
@@ -148,7 +173,6 @@ func AppendTCPRequest(dst []byte, path string, headers map[string]string, payloa
 // AppendHeaders appends headers as a compact JSON object with keys in sorted order, so equal
 // maps encode to equal bytes; nil or empty is {}.
 func AppendHeaders(dst []byte, headers map[string]string) []byte {
-	dst = append(dst, '{')
 	var small [16]string // typical header sets sort without allocating
 	var keys []string
 	if len(headers) <= len(small) {
@@ -160,6 +184,7 @@ func AppendHeaders(dst []byte, headers map[string]string) []byte {
 	} else {
 		keys = slices.Sorted(maps.Keys(headers))
 	}
+	dst = append(dst, '{')
 	for i, k := range keys {
 		if i > 0 {
 			dst = append(dst, ',')
@@ -167,6 +192,20 @@ func AppendHeaders(dst []byte, headers map[string]string) []byte {
 		dst = AppendString(dst, k)
 		dst = append(dst, ':')
 		dst = AppendString(dst, headers[k])
+	}
+	return append(dst, '}')
+}
+
+// appendSortedHeaders is AppendHeaders for pairs already sorted by key.
+func appendSortedHeaders(dst []byte, headers []Header) []byte {
+	dst = append(dst, '{')
+	for i, h := range headers {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendString(dst, h.Key)
+		dst = append(dst, ':')
+		dst = AppendString(dst, h.Value)
 	}
 	return append(dst, '}')
 }
@@ -259,9 +298,9 @@ func (t *TCPRequestReader) split(b []byte) (req TCPRequest, n, need int, err *TC
 		return TCPRequest{}, total, 0, &TCPError{Code: TCPCodeInvalidPath}
 	}
 	return TCPRequest{
-		Path:    t.pathString(path),
-		Headers: ParseHeaders(b[hoff : hoff+hlen]),
-		Payload: b[poff:total:total],
+		Path:       t.pathString(path),
+		RawHeaders: b[hoff : hoff+hlen : hoff+hlen],
+		Payload:    b[poff:total:total],
 	}, total, 0, nil
 }
 
@@ -323,6 +362,91 @@ func ParseHeaders(b []byte) map[string]string {
 			return h
 		default:
 			return nil
+		}
+	}
+}
+
+// FindHeaders finds the header keys in the headers object b as ParseHeaders reads it: at[i]
+// is where the value of keys[i] starts in b (for a repeated key, the last one), 0 when it is
+// absent, and 0 for every key when b is not one JSON object of strings. HeaderValue decodes a
+// value found. A server that reads a few known headers needs no map, and decodes only the
+// values it uses. at must be as long as keys.
+func FindHeaders(b []byte, keys []string, at []int) {
+	clear(at)
+	if !findHeaders(b, keys, at) {
+		clear(at)
+	}
+}
+
+// HeaderValue returns the value FindHeaders found at index at of b ("" for 0).
+func HeaderValue(b []byte, at int) string {
+	if at <= 0 {
+		return ""
+	}
+	v, _, _ := parseString(b, at)
+	return v
+}
+
+// findHeaders records the keys' values in at and reports whether b is valid.
+func findHeaders(b []byte, keys []string, at []int) bool {
+	i := skipSpace(b, 0)
+	if i == len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return false // empty, or not a single object: no headers either way
+	}
+	for {
+		kend, ok := skipString(b, i)
+		if !ok {
+			return false
+		}
+		kstart := i
+		i = skipSpace(b, kend)
+		if i == len(b) || b[i] != ':' {
+			return false
+		}
+		vstart := skipSpace(b, i+1)
+		vend, ok := skipString(b, vstart)
+		if !ok {
+			return false
+		}
+		markHeaderKey(b, kstart, kend, keys, at, vstart)
+		i = skipSpace(b, vend)
+		if i == len(b) {
+			return false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return skipSpace(b, i+1) == len(b)
+		default:
+			return false
+		}
+	}
+}
+
+// markHeaderKey sets at[j] = v for every keys[j] equal to the valid string literal
+// b[start:end], decoded as ParseHeaders decodes keys. A plain ASCII key is compared in place;
+// others are decoded first.
+func markHeaderKey(b []byte, start, end int, keys []string, at []int, v int) {
+	raw := b[start+1 : end-1]
+	var key string
+	plain := true
+	for _, c := range raw {
+		if c == '\\' || c >= utf8.RuneSelf {
+			plain = false
+			break
+		}
+	}
+	if !plain {
+		key, _, _ = parseString(b, start)
+	}
+	for j, k := range keys {
+		if plain && string(raw) == k || !plain && key == k {
+			at[j] = v
 		}
 	}
 }

@@ -69,7 +69,7 @@ func TestAppendTCPRequest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if req.Path != tt.path || !maps.Equal(req.Headers, tt.headers) || !bytes.Equal(req.Payload, tt.payload) {
+			if req.Path != tt.path || !maps.Equal(req.Headers(), tt.headers) || !bytes.Equal(req.Payload, tt.payload) {
 				t.Errorf("round trip = %+v", req)
 			}
 		})
@@ -122,6 +122,73 @@ func TestParseHeaders(t *testing.T) {
 		if got := ParseHeaders([]byte(tt.in)); !maps.Equal(got, tt.want) {
 			t.Errorf("ParseHeaders(%q) = %v, want %v", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestFindHeaders checks that FindHeaders and HeaderValue read every key as ParseHeaders maps
+// it, on ParseHeaders' own cases and on keys written with escapes.
+func TestFindHeaders(t *testing.T) {
+	tests := []struct {
+		in   string
+		keys []string
+	}{
+		{"", []string{"a"}},
+		{"{}", []string{"a"}},
+		{`{"a":"1","b":"\u00e9"}`, []string{"b", "a", "c"}},
+		{"{\n \"traceparent\" : \"00-x\"\n}", []string{"tracestate", "traceparent"}},
+		{`{"a":1}`, []string{"a"}},
+		{`{"a":"1","b":null}`, []string{"a"}},
+		{`{"a":"1","a":"2"}`, []string{"a"}},
+		{`{"k\n\u00e9\ud83d\ude00":"\"\\\/\b\f\r\t"}`, []string{"k\né😀", "k"}},
+		{`{"x-request\u002did":"r1","request-id":"r2"}`, []string{"x-request-id", "request-id"}},
+		{"{\"b\xffd\":\"v\"}", []string{"b\ufffdd", "bd"}},
+		{"{\"bad\":\"\xff\"}", []string{"bad"}},
+		{"{\"ctl\":\"a\nb\"}", []string{"ctl"}},
+		{`{"a":"1","z":"\x"}`, []string{"a"}},
+		{`{"a":"1"} x`, []string{"a"}},
+		{`{"a":"1",}`, []string{"a"}},
+		{`{"a" "1"}`, []string{"a"}},
+		{`[1]`, []string{"a"}},
+		{`{"a":"1"`, []string{"a"}},
+		{`{"a":"1","b":"2","c":"3","d":"4","e":"5","f":"6","g":"7","h":"8","i":"9"}`, []string{"a", "b", "c", "d", "e", "f", "g", "h", "i"}},
+	}
+	for _, tt := range tests {
+		want := ParseHeaders([]byte(tt.in))
+		at := make([]int, len(tt.keys))
+		FindHeaders([]byte(tt.in), tt.keys, at)
+		for i, k := range tt.keys {
+			if got := HeaderValue([]byte(tt.in), at[i]); got != want[k] {
+				t.Errorf("FindHeaders(%q)[%q] = %q, want %q", tt.in, k, got, want[k])
+			}
+		}
+	}
+}
+
+// TestAppendTCPRequestSorted checks that sorted pairs encode exactly as the map of them.
+func TestAppendTCPRequestSorted(t *testing.T) {
+	tests := []struct {
+		name  string
+		pairs []Header
+	}{
+		{"none", nil},
+		{"ids", []Header{{"request-id", "3f0c9a52"}, {"x-request-id", "caller <&> \"id\""}}},
+		{"traced", []Header{{"request-id", "a"}, {"traceparent", "00-1-2-01"}, {"tracestate", "k=v"}, {"x-request-id", "é\n"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := make(map[string]string, len(tt.pairs))
+			for _, h := range tt.pairs {
+				m[h.Key] = h.Value
+			}
+			want, err := AppendTCPRequest([]byte("keep"), "1/g", m, []byte("frame"), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := AppendTCPRequestSorted([]byte("keep"), "1/g", tt.pairs, []byte("frame"), 0)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("got %q, %v; want %q", got, err, want)
+			}
+		})
 	}
 }
 

@@ -195,7 +195,7 @@ func TestSpecV7TCPEnvelope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if req.Path != path || len(req.Headers) != 0 || !bytes.Equal(req.Payload, frame) {
+	if req.Path != path || len(req.Headers()) != 0 || !bytes.Equal(req.Payload, frame) {
 		t.Fatalf("decoded %+v", req)
 	}
 

@@ -73,19 +73,27 @@ type Target struct {
 	state       *instanceState
 }
 
-// Begin counts a request in flight to t (for the load-aware modes) until the returned func is
-// called. The func is idempotent.
-func (t Target) Begin() (end func()) {
-	s := t.state
-	if s == nil {
-		return func() {}
+// Begin counts a request in flight to t (for the load-aware modes) until the returned
+// Flight's End.
+func (t Target) Begin() Flight {
+	if t.state != nil {
+		t.state.inflight.Add(1)
 	}
-	s.inflight.Add(1)
-	var once atomic.Bool
-	return func() {
-		if once.CompareAndSwap(false, true) {
-			s.inflight.Add(-1)
-		}
+	return Flight{s: t.state}
+}
+
+// Flight is one request counted in flight to an instance, from Target.Begin. A value, not a
+// closure, so that counting a request allocates nothing.
+type Flight struct {
+	s     *instanceState
+	ended uint32 // set once, atomically, by End
+}
+
+// End stops counting the request. It is idempotent and safe for concurrent use; call it
+// through one copy of the Flight.
+func (f *Flight) End() {
+	if f.s != nil && atomic.CompareAndSwapUint32(&f.ended, 0, 1) {
+		f.s.inflight.Add(-1)
 	}
 }
 

@@ -107,7 +107,7 @@ func TestLoadAware(t *testing.T) {
 			r.Update(fleet(1, 2))
 			// Load instance 1 heavily; every pick must avoid it while 2 is idle.
 			busy := r.Instances()[0]
-			var ends []func()
+			var ends []Flight
 			for range 10 {
 				ends = append(ends, busy.Begin())
 			}
@@ -117,9 +117,9 @@ func TestLoadAware(t *testing.T) {
 					t.Fatalf("picked loaded instance %d", tg.ID)
 				}
 			}
-			for _, end := range ends {
-				end()
-				end() // idempotent
+			for i := range ends {
+				ends[i].End()
+				ends[i].End() // idempotent
 			}
 			if l := busy.state.inflight.Load(); l != 0 {
 				t.Fatalf("in-flight count %d after all ended", l)
@@ -249,7 +249,8 @@ func TestConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range 2000 {
 				if tg, err := r.Pick(PickRequest{}); err == nil {
-					tg.Begin()()
+					f := tg.Begin()
+					f.End()
 				}
 				if i%100 == 0 && g == 0 {
 					r.Update(fleet(uint64(i%3)+1, 10))
@@ -269,7 +270,8 @@ func BenchmarkPick(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					tg, _ := r.Pick(PickRequest{})
-					tg.Begin()()
+					f := tg.Begin()
+					f.End()
 				}
 			})
 		})

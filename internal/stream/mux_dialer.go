@@ -18,8 +18,11 @@ import (
 // muxBusyStreams is the number of open streams beyond which a connection counts as busy and
 // Open prefers dialing another (up to PoolSize). It is high on purpose: the streams of one
 // connection share its writes (one write carries the frames of many), while streams spread
-// over several connections each cost writes, reads and wake-ups of their own.
-const muxBusyStreams = 64
+// over several connections each cost writes, reads and wake-ups of their own. A stream stays
+// open on the worker until its End is written, a little after the requester has seen it and
+// may have sent its next request: with 64 requests in flight, a threshold of 64 was reached
+// in bursts, and the worker of `reqplane bench` kept two connections where one serves.
+const muxBusyStreams = 256
 
 // Defaults applied to zero MuxDialOptions fields.
 const (
@@ -80,8 +83,15 @@ type MuxDialer struct {
 
 	mu     sync.Mutex
 	closed bool
-	pools  map[string]*muxPool
+	pools  map[muxPoolKey]*muxPool
 	wg     sync.WaitGroup
+}
+
+// muxPoolKey names a requester: its dial address and frontend server id. A struct, not a
+// joined string, so that finding the pool allocates nothing.
+type muxPoolKey struct {
+	addr     string
+	frontend codec.UUID
 }
 
 // muxPool is the connections to one requester.
@@ -93,7 +103,7 @@ type muxPool struct {
 
 // NewMuxDialer returns a MuxDialer configured by opts. It does no I/O.
 func NewMuxDialer(opts MuxDialOptions) *MuxDialer {
-	return &MuxDialer{opts: opts.withDefaults(), pools: make(map[string]*muxPool)}
+	return &MuxDialer{opts: opts.withDefaults(), pools: make(map[muxPoolKey]*muxPool)}
 }
 
 // Open opens the stream info names on a pooled connection to its requester (dialing one if
@@ -108,7 +118,7 @@ func (d *MuxDialer) Open(ctx context.Context, info codec.MuxCallHomeInfo) (*MuxS
 	if info.StreamID.IsNil() || info.FrontendServerID.IsNil() {
 		return nil, newError(CodeConnect, "response mux info needs a stream id and a frontend server id", nil)
 	}
-	key := addr + "/" + info.FrontendServerID.String()
+	key := muxPoolKey{addr, info.FrontendServerID}
 	for {
 		d.mu.Lock()
 		if d.closed {
@@ -121,7 +131,11 @@ func (d *MuxDialer) Open(ctx context.Context, info codec.MuxCallHomeInfo) (*MuxS
 			d.pools[key] = p
 		}
 		best := d.pickLocked(p)
-		canDial := len(p.conns)+p.dialing < d.opts.PoolSize
+		// One dial at a time: streams that find every connection busy, or none yet, while a
+		// dial is in progress share the least loaded connection or wait for that dial. Were
+		// each to dial, a burst at start-up would open the whole pool at once, and streams
+		// spread over more connections than their load needs share fewer writes.
+		canDial := len(p.conns)+p.dialing < d.opts.PoolSize && p.dialing == 0
 		if best != nil && (best.load.Load() < muxBusyStreams || !canDial) {
 			s := best.open(ctx, info)
 			d.mu.Unlock()
@@ -131,7 +145,7 @@ func (d *MuxDialer) Open(ctx context.Context, info codec.MuxCallHomeInfo) (*MuxS
 			continue // the connection closed meanwhile
 		}
 		if !canDial {
-			// Every slot is being dialed: wait for one.
+			// No connection yet, or none left to dial: wait for the dial in progress.
 			ch := p.changed
 			d.mu.Unlock()
 			select {
@@ -270,6 +284,9 @@ func (d *MuxDialer) removeConn(wc *workerConn) {
 	for i, c := range p.conns {
 		if c == wc {
 			p.conns = append(p.conns[:i], p.conns[i+1:]...)
+			// An Open waiting for a free slot may dial now.
+			close(p.changed)
+			p.changed = make(chan struct{})
 			break
 		}
 	}

@@ -27,6 +27,9 @@ type Responder interface {
 	Finish() error
 	// Close aborts the stream. It is idempotent.
 	Close() error
+	// Cancel ends Context (cause context.Canceled, unless it already ended) and nothing else:
+	// the owner stops the handler without touching the stream, which it ends or closes itself.
+	Cancel()
 }
 
 var (
@@ -54,7 +57,7 @@ type MuxSender struct {
 	ended    atomic.Bool           // End written or Close: nothing more goes out
 
 	credit int64         // guarded by wc.mu: Data payload bytes this stream may still send
-	wake   chan struct{} // cap 1: credit arrived
+	wake   chan struct{} // cap 1: credit arrived; made under wc.mu by the first Send that waits
 
 	wmu sync.Mutex // serialises the stream's writes, so its frames stay in order
 	prologueState
@@ -72,7 +75,6 @@ func newMuxSender(ctx context.Context, wc *workerConn, info codec.MuxCallHomeInf
 		ctx:    sctx,
 		cancel: cancel,
 		credit: MuxStreamWindow,
-		wake:   make(chan struct{}, 1),
 	}
 }
 
@@ -87,6 +89,10 @@ func (s *MuxSender) Stopped() bool { return s.stopped.Load() }
 // Killed reports whether the requester sent Kill. Writes fail with CodeKilled from then on.
 func (s *MuxSender) Killed() bool { return s.killed.Load() }
 
+// Cancel ends Context with cause context.Canceled, unless it already ended; writing is not
+// affected (a Send waiting for credit returns).
+func (s *MuxSender) Cancel() { s.cancel(context.Canceled) }
+
 // Info returns the stream's connection info.
 func (s *MuxSender) Info() codec.MuxCallHomeInfo { return s.info }
 
@@ -100,10 +106,13 @@ func (s *MuxSender) abort(e *Error) {
 func (s *MuxSender) grant(n uint32) {
 	s.wc.mu.Lock()
 	s.credit += int64(n)
+	wake := s.wake // nil: no Send has waited, and the next one sees the credit
 	s.wc.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if wake != nil {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -210,9 +219,13 @@ func (s *MuxSender) Send(data []byte) error {
 			return causeError(s.ctx)
 		}
 		connCredit := wc.creditCh
+		if s.wake == nil { // most streams never wait for credit: no channel for them
+			s.wake = make(chan struct{}, 1)
+		}
+		wake := s.wake
 		wc.mu.Unlock()
 		select {
-		case <-s.wake:
+		case <-wake:
 		case <-connCredit:
 		case <-s.ctx.Done():
 		}

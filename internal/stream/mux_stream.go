@@ -16,15 +16,16 @@ type muxStream struct {
 	notify chan struct{} // cap 1: an item was queued
 
 	// Guarded by Stream.mu.
-	mc       *muxConn // set by the first frame (the prologue)
-	queue    [][]byte // items from qhead on are undelivered
+	mc       *muxConn            // set by the first frame (the prologue)
+	queue    [][]byte            // items from qhead on are undelivered
+	qbuf     [muxQueueCap][]byte // the queue's first array, allocated with the stream
 	qhead    int
 	credit   int64 // Data payload bytes the worker may still send
 	consumed int64 // bytes consumed since the last WindowUpdate
 }
 
-// muxQueueCap is a stream's first queue capacity: a burst of items usually fits, in one
-// allocation.
+// muxQueueCap is a stream's first queue capacity: a burst of items usually fits, in the
+// stream's own allocation.
 const muxQueueCap = 16
 
 func newMuxStream(srv *Server, info codec.MuxCallHomeInfo) *Stream {
@@ -38,18 +39,17 @@ func newMuxStream(srv *Server, info codec.MuxCallHomeInfo) *Stream {
 		notify: make(chan struct{}, 1),
 		credit: MuxStreamWindow,
 	}
+	// No quit or detached channel: a mux stream's ended closes whenever quit would, and no
+	// per-stream connection reader detaches. Info formats the subject when asked.
 	ms.Stream = Stream{
 		srv: srv,
 		info: codec.CallHomeInfo{
 			Address:    info.Address,
-			Subject:    info.StreamID.String(),
 			Context:    info.Context,
 			StreamType: codec.StreamTypeResponse,
 		},
-		mux:      &ms.muxStream,
-		ended:    make(chan struct{}),
-		quit:     make(chan struct{}),
-		detached: make(chan struct{}),
+		mux:   &ms.muxStream,
+		ended: make(chan struct{}),
 	}
 	return &ms.Stream
 }
@@ -129,8 +129,7 @@ func (s *Stream) recvMux(ctx context.Context) ([]byte, error) {
 		s.mu.Unlock()
 		select {
 		case <-m.notify:
-		case <-s.ended:
-		case <-s.quit:
+		case <-s.ended: // closed whenever this side gives the stream up too
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -164,6 +163,7 @@ func (s *Stream) terminateMux(err *Error, kind termKind) {
 		return
 	}
 	s.mux.queue, s.mux.qhead = nil, 0
+	clear(s.mux.qbuf[:]) // drop the undelivered items' memory
 	mc := s.mux.mc
 	if live && mc != nil {
 		mc.w.putFrame(codec.MuxKill, s.mux.info.StreamID, nil)
@@ -175,7 +175,7 @@ func (s *Stream) terminateMux(err *Error, kind termKind) {
 	}
 	s.srv.forget(s)
 	if kind == byTimeout {
-		s.srv.opts.Logger.Debug("response stream timed out", "id", s.info.Context, "stream_id", s.info.Subject)
+		s.srv.opts.Logger.Debug("response stream timed out", "id", s.info.Context, "stream_id", s.mux.info.StreamID.String())
 		return
 	}
 	s.timerWG.Wait()
@@ -228,7 +228,7 @@ func (s *Stream) muxFrame(mc *muxConn, f codec.MuxFrame) {
 			m.credit -= int64(len(f.Payload))
 			// The payload aliases the reader's buffer; the consumer gets its own copy.
 			if m.queue == nil {
-				m.queue = make([][]byte, 0, muxQueueCap)
+				m.queue = m.qbuf[:0]
 			}
 			m.queue = append(m.queue, mc.copyItem(f.Payload))
 			select {
@@ -278,7 +278,7 @@ func (s *Stream) muxFrame(mc *muxConn, f codec.MuxFrame) {
 		if CodeOf(end) == CodeProtocol {
 			level = s.srv.opts.Logger.Warn
 		}
-		level("response stream failed", "id", s.info.Context, "stream_id", s.info.Subject, "error", end)
+		level("response stream failed", "id", s.info.Context, "stream_id", m.info.StreamID.String(), "error", end)
 	}
 }
 

@@ -664,6 +664,45 @@ func TestMuxConcurrentStreams(t *testing.T) {
 	}
 }
 
+// TestMuxBurstOneConnection: a burst of streams to a new requester, fewer than muxBusyStreams,
+// shares the one connection the first of them dials instead of opening the whole pool.
+func TestMuxBurstOneConnection(t *testing.T) {
+	srv, _ := newTestServer(t, ServerOptions{})
+	d := newTestDialer(t, MuxDialOptions{})
+	const n = 64
+	start := make(chan struct{})
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		st := srv.RegisterMux("burst-" + strconv.Itoa(i))
+		t.Cleanup(func() { st.Close() })
+		info, _ := st.MuxInfo()
+		wg.Go(func() {
+			<-start
+			s, err := d.Open(ctxFor(t), info)
+			if err == nil {
+				t.Cleanup(func() { s.Close() })
+			}
+			errs <- err
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range d.pools {
+		if len(p.conns) != 1 {
+			t.Fatalf("%d connections for %d streams opened at once, want 1", len(p.conns), n)
+		}
+	}
+}
+
 // TestMuxHandshakeAckRejected: a dialer refuses a requester whose ack is wrong.
 func TestMuxHandshakeAckRejected(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

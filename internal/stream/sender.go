@@ -162,6 +162,10 @@ func newSender(ctx context.Context, conn net.Conn, info codec.CallHomeInfo, opts
 // finished or closed (ErrClosed). context.Cause tells which came first.
 func (s *Sender) Context() context.Context { return s.ctx }
 
+// Cancel ends Context with cause context.Canceled, unless it already ended; writing is not
+// affected.
+func (s *Sender) Cancel() { s.cancel(context.Canceled) }
+
 // Stopped reports whether the requester sent "stop". The handler should end early; Finish then
 // omits the final marker.
 func (s *Sender) Stopped() bool { return s.stopped.Load() }

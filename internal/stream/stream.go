@@ -29,8 +29,8 @@ type Stream struct {
 	mux      *muxStream    // set for a response mux stream (mux_stream.go); nil for classic
 	items    chan []byte   // bounded: a full channel blocks the connection's reader
 	ended    chan struct{} // closed once err is set
-	quit     chan struct{} // closed when this side gives the stream up; stops delivery
-	detached chan struct{} // closed by the connection's reader when it is done (if attached)
+	quit     chan struct{} // closed when this side gives the stream up; stops delivery (classic only)
+	detached chan struct{} // closed by the connection's reader when it is done (classic only)
 
 	wmu sync.Mutex // one writer per connection: stop and kill never interleave
 
@@ -61,7 +61,14 @@ func newStream(srv *Server, info codec.CallHomeInfo) *Stream {
 // Info returns the call-home info to put into the request's control header. For a response
 // mux stream it is the mux info's projection (Subject = the stream id); use
 // AppendRequestControl or MuxInfo to write its header.
-func (s *Stream) Info() codec.CallHomeInfo { return s.info }
+func (s *Stream) Info() codec.CallHomeInfo {
+	if s.mux != nil {
+		info := s.info
+		info.Subject = s.mux.info.StreamID.String()
+		return info
+	}
+	return s.info
+}
 
 // Acked tells the stream that the request plane acknowledged the request. It starts the
 // prologue timeout: if the worker has not sent its prologue within it, the stream fails with
@@ -229,7 +236,9 @@ func (s *Stream) endLocked(err *Error, kind termKind) (proceed, live bool) {
 	}
 	if !s.quitClosed {
 		s.quitClosed = true
-		close(s.quit)
+		if s.quit != nil {
+			close(s.quit)
+		}
 	}
 	s.stopTimer()
 	return true, live
@@ -262,7 +271,9 @@ func (s *Stream) failUnregistered(err *Error) {
 	s.err = err
 	s.quitClosed = true
 	close(s.ended)
-	close(s.quit)
+	if s.quit != nil {
+		close(s.quit)
+	}
 }
 
 // attach binds the worker's connection. The server's lock is held.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,7 +126,8 @@ func (c *Client) Send(ctx context.Context, address string, frame []byte, meta pl
 	if err := ctx.Err(); err != nil {
 		return contextError(err)
 	}
-	headers := requestHeaders(frame, meta)
+	var hbuf [4]codec.Header // Meta.Headers sets at most four
+	headers := requestHeaders(hbuf[:0], frame, meta)
 	for range maxPickAttempts {
 		cn, err := c.pick(ctx, hostport)
 		if err != nil {
@@ -210,15 +212,24 @@ func replyError(data []byte) *plane.Error {
 	return &plane.Error{Plane: plane.NameTCP, Code: code, Text: string(data)}
 }
 
-// requestHeaders builds the envelope's headers (spec §5.1) from meta and the frame's control id.
-func requestHeaders(frame []byte, meta plane.Meta) map[string]string {
-	h := make(map[string]string, 4)
+// requestHeaders appends the envelope's headers (spec §5.1) from meta and the frame's control
+// id to dst, sorted by key as the envelope writes them: a map per request would cost two
+// allocations.
+func requestHeaders(dst []codec.Header, frame []byte, meta plane.Meta) []codec.Header {
 	meta.Headers(controlID(frame), func(k, v string) {
-		if v != "" {
-			h[k] = v
+		if v == "" {
+			return
 		}
+		for i := range dst {
+			if dst[i].Key == k { // a key set twice keeps its last value, as a map would
+				dst[i].Value = v
+				return
+			}
+		}
+		dst = append(dst, codec.Header{Key: k, Value: v})
 	})
-	return h
+	slices.SortFunc(dst, func(a, b codec.Header) int { return strings.Compare(a.Key, b.Key) })
+	return dst
 }
 
 // controlID is the frame's control id for the request-id headers, "" when it has none (the
@@ -286,13 +297,19 @@ func (c *Client) pick(ctx context.Context, addr string) (*conn, error) {
 				best, load = cn, n
 			}
 		}
-		full := len(p.conns)+p.dialing >= c.poolSize
+		// One dial at a time: requests that find every connection busy, or none yet, while a
+		// dial is in progress use the least loaded connection or wait for that dial. Were
+		// each to dial, a burst at start-up (64 callers at once) would open a connection per
+		// caller, and requests spread over many connections leave one per write instead of
+		// in batches: a write, a read and a wake-up each, on both sides (two processes, 64 in
+		// flight: ~50 connections and 0.8 client writes per request, against 0.13 on one).
+		full := len(p.conns)+p.dialing >= c.poolSize || p.dialing > 0
 		if best != nil && (load < busyThreshold || full) {
 			p.mu.Unlock()
 			return best, nil
 		}
 		if full {
-			// No usable connection and no free slot (dials in progress, or connections on
+			// No usable connection and no free slot (a dial in progress, or connections on
 			// their way out): wait for that to change.
 			changed := p.changed
 			p.mu.Unlock()
@@ -430,13 +447,13 @@ type conn struct {
 }
 
 // enqueue queues one request and, unless another sender is writing, writes the batch.
-func (cn *conn) enqueue(path string, headers map[string]string, frame []byte) (*waiter, error) {
+func (cn *conn) enqueue(path string, headers []codec.Header, frame []byte) (*waiter, error) {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
 	if cn.err != nil || cn.retired {
 		return nil, errStale
 	}
-	buf, err := codec.AppendTCPRequest(cn.wbuf, path, headers, frame, cn.cl.max)
+	buf, err := codec.AppendTCPRequestSorted(cn.wbuf, path, headers, frame, cn.cl.max)
 	if err != nil {
 		return nil, encodeError(err)
 	}

@@ -183,6 +183,34 @@ func TestClientConcurrent(t *testing.T) {
 	}
 }
 
+// TestClientBurstOneConnection: a burst of sends to a new address, fewer than busyThreshold,
+// shares the one connection the first of them dials instead of each dialing its own.
+func TestClientBurstOneConnection(t *testing.T) {
+	s, _ := testServer(t, Options{})
+	c := newTestClient(t, ClientOptions{})
+	const n = 64
+	start := make(chan struct{})
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs <- c.Send(ctxLong(t), address(s, "generate"), requestFrame(t, "burst-"+strconv.Itoa(i), `{"i":1}`), plane.Meta{})
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+	}
+	if got := c.OpenConns(); got != 1 {
+		t.Fatalf("%d connections after a burst of %d sends, want 1", got, n)
+	}
+}
+
 func TestClientConnectionRefused(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

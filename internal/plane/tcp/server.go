@@ -383,8 +383,18 @@ func (s *Server) handle(req *codec.TCPRequest, o *plane.Outcome) string {
 	r.Body = append([]byte(nil), r.Body...)
 	r.Plane = plane.NameTCP
 	r.Endpoint = rt.ep
-	headers := req.Headers
-	r.Meta = plane.MetaFromHeaders(func(k string) string { return headers[k] }, r.Control.ID)
+	// One pass over the raw headers, no map; only the values used are decoded.
+	var at [len(metaHeaders)]int
+	raw := req.RawHeaders
+	codec.FindHeaders(raw, metaHeaders[:], at[:])
+	r.Meta = plane.MetaFromHeaders(func(k string) string {
+		for i, h := range metaHeaders {
+			if h == k {
+				return codec.HeaderValue(raw, at[i])
+			}
+		}
+		return ""
+	}, r.Control.ID)
 	if err := rt.h.Accept(r); err != nil {
 		code, text := plane.Refusal(err)
 		s.refused(o, rt.ep, code, err, start)
@@ -396,6 +406,9 @@ func (s *Server) handle(req *codec.TCPRequest, o *plane.Outcome) string {
 	}
 	return ""
 }
+
+// metaHeaders are the headers plane.MetaFromHeaders reads.
+var metaHeaders = [...]string{plane.HeaderTraceParent, plane.HeaderTraceState, plane.HeaderXRequestID, plane.HeaderRequestID, plane.HeaderXDynamoRequestID}
 
 func (s *Server) refused(o *plane.Outcome, ep plane.Endpoint, code plane.Code, err error, start time.Time) {
 	if s.observe != nil {
