@@ -35,6 +35,10 @@ func (m Meta) Headers(id string, set func(key, value string)) {
 	set(HeaderRequestID, id)
 }
 
+// MetaHeaders are the header keys MetaFromHeaders reads, for planes that pick them out of a
+// request in one pass. Read-only.
+var MetaHeaders = [...]string{HeaderTraceParent, HeaderTraceState, HeaderXRequestID, HeaderRequestID, HeaderXDynamoRequestID}
+
 // MetaFromHeaders extracts Meta on receipt. get returns a header's value or "". The request id
 // is x-request-id, else request-id, else x-dynamo-request-id, else the control message's id.
 func MetaFromHeaders(get func(key string) string, id string) Meta {

@@ -339,6 +339,7 @@ func (cn *conn) onData(f *http2.DataFrame) {
 		cn.breakLocked(err)
 		return
 	}
+	cn.releaseLocked(int64(f.Length)) // at most maxErrorBody per stream is kept
 	st := cn.streams[f.StreamID]
 	if st == nil {
 		return

@@ -41,6 +41,7 @@ type link struct {
 	connWin  int64  // connection-level send window
 	recvWin  int64  // our connection receive window, as advertised
 	recvLeft int64  // what the peer may still send before our next WINDOW_UPDATE
+	released int64  // received bytes no longer held, not yet returned
 	blocked  []*sendState
 	// keep-alive
 	lastFrames uint64
@@ -212,20 +213,27 @@ func (l *link) resumeLocked() {
 	}
 }
 
-// receivedLocked accounts n bytes of DATA (padding included) against our connection window
-// and returns it to the peer once half of it was used. A peer sending beyond the window
-// breaks the protocol.
+// receivedLocked accounts n bytes of DATA (padding included) against our connection window.
+// A peer sending beyond the window breaks the protocol. The bytes come back to the peer
+// through releaseLocked, once they are no longer held.
 func (l *link) receivedLocked(n int64) error {
 	l.recvLeft -= n
 	if l.recvLeft < 0 {
 		return http2.ConnectionError(http2.ErrCodeFlowControl)
 	}
-	if used := l.recvWin - l.recvLeft; used >= l.recvWin/2 {
-		_ = l.fw.WriteWindowUpdate(0, uint32(used))
-		l.recvLeft = l.recvWin
+	return nil
+}
+
+// releaseLocked returns n received bytes to the connection window (in one WINDOW_UPDATE
+// once half of it is due): what the window bounds is what we hold.
+func (l *link) releaseLocked(n int64) {
+	l.released += n
+	if l.released >= l.recvWin/2 {
+		_ = l.fw.WriteWindowUpdate(0, uint32(l.released))
+		l.recvLeft += l.released
+		l.released = 0
 		l.queuedLocked()
 	}
-	return nil
 }
 
 // settingLocked applies one of the peer's SETTINGS that matter to the sending side; streams

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/reqplane/reqplane/internal/codec"
+	"github.com/reqplane/reqplane/internal/plane"
 )
 
 // The Server's h2c connections. net/http accepts every connection, serves HTTP/1.1 itself and
@@ -136,6 +137,10 @@ type serverConn struct {
 	maxID   uint32 // the highest stream id the client opened
 	goaway  bool   // GOAWAY sent: no new streams; close when the last one ends
 	idle    time.Duration
+	// resets are the streams we reset lately: frames the client sent before it saw the reset
+	// are ignored (RFC 9113 §5.1) rather than taken for a reused stream id.
+	resets [32]uint32
+	nreset int
 }
 
 // sstream is one request being received, or being answered.
@@ -144,19 +149,17 @@ type sstream struct {
 	method, path string
 	cl           int64  // Content-Length, -1 when absent
 	body         []byte // received so far
+	held         int64  // DATA bytes held for body, not yet returned to the connection window
 	recvLeft     int64  // our stream window left
-	meta         [len(metaHeaders)]string
+	meta         [len(plane.MetaHeaders)]string
 	start        time.Time     // for the observer
 	age          time.Duration // since its HEADERS, in housekeeping ticks
 	answered     bool          // the answer is queued; the body (if any) still arriving is dropped
 	resetAfter   bool          // send RST_STREAM(NO_ERROR) once the answer is out
 }
 
-// metaHeaders are the request headers the router reads (plane.MetaFromHeaders).
-var metaHeaders = [...]string{"traceparent", "tracestate", "x-request-id", "request-id", "x-dynamo-request-id"}
-
 func (st *sstream) header(name string) string {
-	for i, h := range metaHeaders {
+	for i, h := range plane.MetaHeaders {
 		if h == name {
 			return st.meta[i]
 		}
@@ -166,7 +169,7 @@ func (st *sstream) header(name string) string {
 
 func newServerConn(s *Server, nc net.Conn) *serverConn {
 	sc := &serverConn{s: s, rt: &s.rt, streams: make(map[uint32]*sstream)}
-	sc.link.init(nc, s.opts.ReadTimeout, maxWindow)
+	sc.link.init(nc, s.opts.ReadTimeout, connWindow(s.rt.max))
 	// A read buffer: a burst of requests then costs one read, and Buffered tells when the
 	// burst ends (net/http's own HTTP/2 server reads each frame with two unbuffered reads).
 	sc.br = bufio.NewReaderSize(nc, serverReadBuffer)
@@ -178,6 +181,12 @@ func newServerConn(s *Server, nc net.Conn) *serverConn {
 	return sc
 }
 
+// connWindow is a connection's receive window for requests of up to max bytes. It bounds the
+// request bodies the connection holds (see onData), so it must fit one of the largest size.
+func connWindow(maxMessage int) int64 {
+	return min(max(maxWindow, int64(maxMessage)+streamWindow), maxFlowWindow)
+}
+
 // serve runs the connection: our SETTINGS, then the client's frames until it ends.
 func (sc *serverConn) serve() {
 	sc.mu.Lock()
@@ -187,7 +196,7 @@ func (sc *serverConn) serve() {
 		http2.Setting{ID: http2.SettingMaxFrameSize, Val: readFrameSize},
 		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: serverMaxHeaderList},
 	)
-	_ = sc.fw.WriteWindowUpdate(0, maxWindow-defaultWindow)
+	_ = sc.fw.WriteWindowUpdate(0, uint32(sc.recvWin-defaultWindow))
 	sc.writeNowLocked()
 	sc.mu.Unlock()
 
@@ -215,14 +224,20 @@ func (sc *serverConn) readFrames() error {
 		f, err := sc.fr.ReadFrame()
 		if err != nil {
 			var se http2.StreamError
-			if errors.As(err, &se) {
-				// A malformed request (bad header block, pseudo-headers, …): that stream ends.
+			if errors.As(err, &se) && !first {
+				// A malformed request (bad header block, pseudo-headers, …): that stream ends,
+				// its id used.
 				sc.mu.Lock()
+				if se.StreamID%2 == 1 && se.StreamID > sc.maxID {
+					sc.maxID = se.StreamID
+				}
 				sc.forgetLocked(se.StreamID)
-				_ = sc.fw.WriteRSTStream(se.StreamID, se.Code)
-				sc.queuedLocked()
+				sc.rstLocked(se.StreamID, se.Code)
 				sc.mu.Unlock()
 				continue
+			}
+			if first {
+				err = http2.ConnectionError(http2.ErrCodeProtocol) // not starting with SETTINGS
 			}
 			return sc.goAwayOn(err)
 		}
@@ -243,6 +258,10 @@ func (sc *serverConn) readFrames() error {
 		case *http2.SettingsFrame:
 			err = sc.onSettings(f)
 		case *http2.WindowUpdateFrame:
+			if f.StreamID > sc.maxID {
+				err = http2.ConnectionError(http2.ErrCodeProtocol) // on an idle stream
+				break
+			}
 			var st *sendState
 			if s := sc.streams[f.StreamID]; s != nil {
 				st = &s.sendState
@@ -252,8 +271,7 @@ func (sc *serverConn) readFrames() error {
 			overflowed, err = sc.windowLocked(f, st)
 			if overflowed {
 				sc.forgetLocked(f.StreamID)
-				_ = sc.fw.WriteRSTStream(f.StreamID, http2.ErrCodeFlowControl)
-				sc.queuedLocked()
+				sc.rstLocked(f.StreamID, http2.ErrCodeFlowControl)
 			}
 			if hadBlocked {
 				sc.sweepLocked() // answers the window let out
@@ -261,6 +279,10 @@ func (sc *serverConn) readFrames() error {
 		case *http2.PingFrame:
 			sc.pingLocked(f)
 		case *http2.RSTStreamFrame:
+			if f.StreamID > sc.maxID {
+				err = http2.ConnectionError(http2.ErrCodeProtocol) // on an idle stream
+				break
+			}
 			sc.forgetLocked(f.StreamID)
 		case *http2.GoAwayFrame:
 			// The client will open no more streams; the connection ends with its last one.
@@ -291,6 +313,10 @@ func (sc *serverConn) readFrames() error {
 // returns err.
 func (sc *serverConn) goAwayOn(err error) error {
 	var ce http2.ConnectionError
+	if errors.Is(err, http2.ErrFrameTooLarge) {
+		ce = http2.ConnectionError(http2.ErrCodeFrameSize)
+		err = fmt.Errorf("%w: %w", ce, err)
+	}
 	if errors.As(err, &ce) {
 		sc.mu.Lock()
 		if sc.err == nil {
@@ -308,13 +334,15 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 		// Trailers: they end the body. A HEADERS without END_STREAM here is malformed.
 		if !f.StreamEnded() {
 			sc.forgetLocked(id)
-			_ = sc.fw.WriteRSTStream(id, http2.ErrCodeProtocol)
-			sc.queuedLocked()
+			sc.rstLocked(id, http2.ErrCodeProtocol)
 			return nil
 		}
 		sc.completeLocked(st)
 		sc.settleLocked(st)
 		return nil
+	}
+	if id%2 == 1 && id <= sc.maxID && len(f.PseudoFields()) == 0 && sc.resetLately(id) {
+		return nil // trailers sent before our RST_STREAM reached the client
 	}
 	if id%2 == 0 || id <= sc.maxID {
 		// A stream id reused or from the server's range (RFC 9113 §5.1.1).
@@ -325,14 +353,12 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 		return nil // past our GOAWAY: ignored, the client retries elsewhere
 	}
 	if len(sc.streams) >= maxStreams {
-		_ = sc.fw.WriteRSTStream(id, http2.ErrCodeRefusedStream)
-		sc.queuedLocked()
+		sc.rstLocked(id, http2.ErrCodeRefusedStream)
 		return nil
 	}
 	if f.PseudoValue("method") == "" || f.PseudoValue("path") == "" || f.PseudoValue("scheme") == "" {
 		// Malformed (RFC 9113 §8.3.1).
-		_ = sc.fw.WriteRSTStream(id, http2.ErrCodeProtocol)
-		sc.queuedLocked()
+		sc.rstLocked(id, http2.ErrCodeProtocol)
 		return nil
 	}
 	st := &sstream{
@@ -346,12 +372,15 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	st.sendWin = sc.initWin
 	for _, hf := range f.RegularFields() {
 		if hf.Name == "content-length" {
-			if n, err := strconv.ParseInt(hf.Value, 10, 64); err == nil && n >= 0 {
-				st.cl = n
+			n, err := strconv.ParseInt(hf.Value, 10, 64)
+			if err != nil || n < 0 || st.cl >= 0 && st.cl != n {
+				sc.rstLocked(id, http2.ErrCodeProtocol) // malformed (RFC 9113 §8.1.1)
+				return nil
 			}
+			st.cl = n
 			continue
 		}
-		for i, h := range metaHeaders {
+		for i, h := range plane.MetaHeaders {
 			if hf.Name == h && st.meta[i] == "" {
 				st.meta[i] = hf.Value
 			}
@@ -359,6 +388,13 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	sc.streams[id] = st
 	sc.idle = 0
+	if f.Truncated {
+		// Beyond SETTINGS_MAX_HEADER_LIST_SIZE: answered as net/http does.
+		st.resetAfter = !f.StreamEnded()
+		sc.answerLocked(st, &refusal{status: http.StatusRequestHeaderFieldsTooLarge, code: plane.CodeBadRequest, start: st.start})
+		sc.settleLocked(st)
+		return nil
+	}
 	if _, ref := sc.rt.check(st.method, requestPath(st.path), st.cl, st.start); ref != nil {
 		st.resetAfter = !f.StreamEnded() // stop the upload
 		sc.answerLocked(st, ref)
@@ -379,17 +415,19 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 		if f.StreamID > sc.maxID {
 			return http2.ConnectionError(http2.ErrCodeProtocol) // DATA on an idle stream
 		}
-		return nil // a stream reset or answered: the connection window was returned above
+		sc.releaseLocked(n) // a stream reset or answered: dropped
+		return nil
 	}
 	st.recvLeft -= n
 	if st.recvLeft < 0 {
+		sc.releaseLocked(n)
 		sc.forgetLocked(st.id)
-		_ = sc.fw.WriteRSTStream(st.id, http2.ErrCodeFlowControl)
-		sc.queuedLocked()
+		sc.rstLocked(st.id, http2.ErrCodeFlowControl)
 		return nil
 	}
 	if st.answered {
-		return nil // refused early: what still arrives is dropped
+		sc.releaseLocked(n) // refused early: what still arrives is dropped
+		return nil
 	}
 	data := f.Data()
 	var tooBig error
@@ -412,7 +450,14 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 	default:
 		st.body = append(st.body, data...)
 	}
+	if tooBig == nil {
+		// The body's bytes come back to the connection window when it is admitted or
+		// dropped: the window bounds what one connection makes the server hold.
+		st.held += int64(len(data))
+		sc.releaseLocked(n - int64(len(data))) // padding
+	}
 	if tooBig != nil {
+		sc.releaseLocked(n)
 		ref := sc.rt.bodyRefusal(tooBig, route{}, st.start)
 		st.resetAfter = !f.StreamEnded()
 		sc.answerLocked(st, ref)
@@ -448,7 +493,7 @@ func (sc *serverConn) completeLocked(st *sstream) {
 	if ref == nil {
 		ref = sc.rt.admit(rte, st.body, st.header, st.start)
 	}
-	st.body = nil // a Request owns it now, or it is dropped
+	sc.dropBodyLocked(st) // a Request owns it now, or it is dropped
 	if ref == nil {
 		sc.hbuf.b = sc.hbuf.b[:0]
 		_ = sc.henc.WriteField(hpack.HeaderField{Name: ":status", Value: "202"})
@@ -464,7 +509,7 @@ func (sc *serverConn) completeLocked(st *sstream) {
 func (sc *serverConn) answerLocked(st *sstream, ref *refusal) {
 	sc.rt.refused(ref, st.method, requestPath(st.path))
 	st.answered = true
-	st.body = nil
+	sc.dropBodyLocked(st)
 	sc.hbuf.b = sc.hbuf.b[:0]
 	e := sc.henc
 	_ = e.WriteField(hpack.HeaderField{Name: ":status", Value: strconv.Itoa(ref.status)})
@@ -480,6 +525,35 @@ func (sc *serverConn) answerLocked(st *sstream, ref *refusal) {
 	}
 }
 
+// dropBodyLocked lets go of st's body (admitted or refused) and returns its bytes to the
+// connection window.
+func (sc *serverConn) dropBodyLocked(st *sstream) {
+	st.body = nil
+	if st.held > 0 {
+		sc.releaseLocked(st.held)
+		st.held = 0
+	}
+}
+
+// rstLocked queues RST_STREAM for id and remembers it, so that frames the client sent before
+// it saw it are ignored.
+func (sc *serverConn) rstLocked(id uint32, code http2.ErrCode) {
+	_ = sc.fw.WriteRSTStream(id, code)
+	sc.resets[sc.nreset%len(sc.resets)] = id
+	sc.nreset++
+	sc.queuedLocked()
+}
+
+// resetLately reports whether id is among the streams we reset lately.
+func (sc *serverConn) resetLately(id uint32) bool {
+	for _, r := range sc.resets[:min(sc.nreset, len(sc.resets))] {
+		if r == id {
+			return true
+		}
+	}
+	return false
+}
+
 // settleLocked forgets st once its answer is out. A stream answered before its body was in
 // gets RST_STREAM(NO_ERROR), which stops the upload (RFC 9113 §8.1).
 func (sc *serverConn) settleLocked(st *sstream) {
@@ -487,8 +561,7 @@ func (sc *serverConn) settleLocked(st *sstream) {
 		return
 	}
 	if st.resetAfter {
-		_ = sc.fw.WriteRSTStream(st.id, http2.ErrCodeNo)
-		sc.queuedLocked()
+		sc.rstLocked(st.id, http2.ErrCodeNo)
 	}
 	delete(sc.streams, st.id)
 }
@@ -503,6 +576,7 @@ func (sc *serverConn) sweepLocked() {
 // forgetLocked drops a stream (reset by either side).
 func (sc *serverConn) forgetLocked(id uint32) {
 	if st := sc.streams[id]; st != nil {
+		sc.dropBodyLocked(st)
 		sc.unblockLocked(&st.sendState)
 		delete(sc.streams, id)
 	}

@@ -384,11 +384,11 @@ func (s *Server) handle(req *codec.TCPRequest, o *plane.Outcome) string {
 	r.Plane = plane.NameTCP
 	r.Endpoint = rt.ep
 	// One pass over the raw headers, no map; only the values used are decoded.
-	var at [len(metaHeaders)]int
+	var at [len(plane.MetaHeaders)]int
 	raw := req.RawHeaders
-	codec.FindHeaders(raw, metaHeaders[:], at[:])
+	codec.FindHeaders(raw, plane.MetaHeaders[:], at[:])
 	r.Meta = plane.MetaFromHeaders(func(k string) string {
-		for i, h := range metaHeaders {
+		for i, h := range plane.MetaHeaders {
 			if h == k {
 				return codec.HeaderValue(raw, at[i])
 			}
@@ -406,9 +406,6 @@ func (s *Server) handle(req *codec.TCPRequest, o *plane.Outcome) string {
 	}
 	return ""
 }
-
-// metaHeaders are the headers plane.MetaFromHeaders reads.
-var metaHeaders = [...]string{plane.HeaderTraceParent, plane.HeaderTraceState, plane.HeaderXRequestID, plane.HeaderRequestID, plane.HeaderXDynamoRequestID}
 
 func (s *Server) refused(o *plane.Outcome, ep plane.Endpoint, code plane.Code, err error, start time.Time) {
 	if s.observe != nil {
