@@ -40,6 +40,9 @@ const (
 	serverPingTimeout = 15 * time.Second
 	// maxBacklog bounds the answers queued for a peer that does not read them.
 	maxBacklog = 4 << 20
+	// quietDrop: the rest of a body answered early is dropped as it arrives when the request
+	// declared at most that much; a larger (or undeclared) one is stopped with RST_STREAM.
+	quietDrop = 64 << 10
 )
 
 var (
@@ -133,10 +136,11 @@ type serverConn struct {
 	fr *http2.Framer // read side, owned by serve
 
 	// guarded by mu
-	streams map[uint32]*sstream
-	maxID   uint32 // the highest stream id the client opened
-	goaway  bool   // GOAWAY sent: no new streams; close when the last one ends
-	idle    time.Duration
+	streams   map[uint32]*sstream
+	maxID     uint32 // the highest stream id the client opened
+	goaway    bool   // GOAWAY sent: no new streams; close when the last one ends
+	idle      time.Duration
+	resetsDue bool // settleLocked left streams to reset at the end of this burst of frames
 	// resets are the streams we reset lately: frames the client sent before it saw the reset
 	// are ignored (RFC 9113 §5.1) rather than taken for a reused stream id.
 	resets [32]uint32
@@ -155,7 +159,7 @@ type sstream struct {
 	start        time.Time     // for the observer
 	age          time.Duration // since its HEADERS, in housekeeping ticks
 	answered     bool          // the answer is queued; the body (if any) still arriving is dropped
-	resetAfter   bool          // send RST_STREAM(NO_ERROR) once the answer is out
+	open         bool          // the client has not ended its side: body still to come
 }
 
 func (st *sstream) header(name string) string {
@@ -300,6 +304,7 @@ func (sc *serverConn) readFrames() error {
 		if err == nil && sc.br.Buffered() == 0 {
 			// About to wait for the peer: write what the frames read so far produced, all
 			// the answers of a burst in one write.
+			sc.resetDueLocked()
 			sc.queuedLocked()
 		}
 		sc.mu.Unlock()
@@ -337,6 +342,7 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 			sc.rstLocked(id, http2.ErrCodeProtocol)
 			return nil
 		}
+		st.open = false
 		sc.completeLocked(st)
 		sc.settleLocked(st)
 		return nil
@@ -365,6 +371,7 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 		method:   f.PseudoValue("method"),
 		path:     f.PseudoValue("path"),
 		cl:       -1,
+		open:     !f.StreamEnded(),
 		recvLeft: streamWindow,
 		start:    sc.rt.now(),
 	}
@@ -390,13 +397,11 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	sc.idle = 0
 	if f.Truncated {
 		// Beyond SETTINGS_MAX_HEADER_LIST_SIZE: answered as net/http does.
-		st.resetAfter = !f.StreamEnded()
 		sc.answerLocked(st, &refusal{status: http.StatusRequestHeaderFieldsTooLarge, code: plane.CodeBadRequest, start: st.start})
 		sc.settleLocked(st)
 		return nil
 	}
 	if _, ref := sc.rt.check(st.method, requestPath(st.path), st.cl, st.start); ref != nil {
-		st.resetAfter = !f.StreamEnded() // stop the upload
 		sc.answerLocked(st, ref)
 	} else if f.StreamEnded() {
 		sc.completeLocked(st)
@@ -425,8 +430,12 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 		sc.rstLocked(st.id, http2.ErrCodeFlowControl)
 		return nil
 	}
+	if f.StreamEnded() {
+		st.open = false
+	}
 	if st.answered {
 		sc.releaseLocked(n) // refused early: what still arrives is dropped
+		sc.settleLocked(st)
 		return nil
 	}
 	data := f.Data()
@@ -459,7 +468,6 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 	if tooBig != nil {
 		sc.releaseLocked(n)
 		ref := sc.rt.bodyRefusal(tooBig, route{}, st.start)
-		st.resetAfter = !f.StreamEnded()
 		sc.answerLocked(st, ref)
 		sc.settleLocked(st)
 		return nil
@@ -554,16 +562,38 @@ func (sc *serverConn) resetLately(id uint32) bool {
 	return false
 }
 
-// settleLocked forgets st once its answer is out. A stream answered before its body was in
-// gets RST_STREAM(NO_ERROR), which stops the upload (RFC 9113 §8.1).
+// settleLocked forgets st once its answer is out and the client's side ended. A client still
+// sending a body we answered early is asked to stop with RST_STREAM(NO_ERROR) (RFC 9113 §8.1)
+// when the rest may be large, at the end of the burst of frames being read (its END_STREAM
+// may be right behind); the rest of a short body is dropped as it arrives, as some clients
+// (curl 7.88) take such a reset for an error.
 func (sc *serverConn) settleLocked(st *sstream) {
 	if !st.answered || st.blocked || sc.streams[st.id] != st {
 		return
 	}
-	if st.resetAfter {
-		sc.rstLocked(st.id, http2.ErrCodeNo)
+	switch {
+	case !st.open:
+		delete(sc.streams, st.id)
+	case !st.quiet():
+		sc.resetsDue = true
 	}
-	delete(sc.streams, st.id)
+}
+
+// quiet reports whether the rest of st's body is dropped rather than stopped.
+func (st *sstream) quiet() bool { return st.cl >= 0 && st.cl <= quietDrop }
+
+// resetDueLocked resets the streams settleLocked left for the end of the burst.
+func (sc *serverConn) resetDueLocked() {
+	if !sc.resetsDue {
+		return
+	}
+	sc.resetsDue = false
+	for id, st := range sc.streams {
+		if st.answered && !st.blocked && st.open && !st.quiet() {
+			sc.rstLocked(id, http2.ErrCodeNo)
+			delete(sc.streams, id)
+		}
+	}
 }
 
 // sweepLocked settles every stream: after flow control let answers out.
@@ -628,18 +658,22 @@ func (sc *serverConn) tick() {
 	if sc.err != nil {
 		return
 	}
-	for _, st := range sc.streams {
-		if st.answered {
+	for id, st := range sc.streams {
+		st.age += housekeepingTick
+		if st.age <= sc.s.opts.ReadTimeout {
 			continue
 		}
-		st.age += housekeepingTick
-		if st.age > sc.s.opts.ReadTimeout {
+		if !st.answered {
 			err := &codec.Error{Code: codec.CodeIO, Detail: fmt.Sprintf("request body not received within %v", sc.s.opts.ReadTimeout), Err: context.DeadlineExceeded}
 			sc.answerLocked(st, sc.rt.bodyRefusal(err, route{}, st.start))
-			st.resetAfter = true
+		}
+		if st.open && !st.blocked {
+			sc.rstLocked(id, http2.ErrCodeNo) // the rest of its body is overdue too
+			delete(sc.streams, id)
 		}
 	}
 	sc.sweepLocked()
+	sc.resetDueLocked()
 	if len(sc.streams) == 0 {
 		sc.idle += housekeepingTick
 	} else {

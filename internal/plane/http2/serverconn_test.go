@@ -819,8 +819,21 @@ func TestServerConnEarlyRefusals(t *testing.T) {
 		reset  bool // RST_STREAM(NO_ERROR) after the answer
 	}{
 		{
-			name:   "unknown endpoint, body to come",
+			// A short rest of the body is dropped as it arrives, without a reset.
+			name:   "unknown endpoint, short body to come",
 			send:   func(c *scConn) { c.headers(1, false, scReq(http.MethodPost, scUnknown, len(good))...) },
+			after:  good,
+			status: "404", text: plane.TextEndpointNotFound,
+		},
+		{
+			name:   "unknown endpoint, large body to come",
+			send:   func(c *scConn) { c.headers(1, false, scReq(http.MethodPost, scUnknown, quietDrop+1)...) },
+			after:  good,
+			status: "404", text: plane.TextEndpointNotFound, reset: true,
+		},
+		{
+			name:   "unknown endpoint, body of unknown length to come",
+			send:   func(c *scConn) { c.headers(1, false, scReq(http.MethodPost, scUnknown, -1)...) },
 			after:  good,
 			status: "404", text: plane.TextEndpointNotFound, reset: true,
 		},
@@ -828,7 +841,13 @@ func TestServerConnEarlyRefusals(t *testing.T) {
 			name:   "Content-Length above the limit",
 			send:   func(c *scConn) { c.headers(1, false, scReq(http.MethodPost, scPath, 4096)...) },
 			after:  make([]byte, 4096),
-			status: "413", text: scTooLarge, reset: true,
+			status: "413", text: scTooLarge,
+		},
+		{
+			name:   "Content-Length far above the limit",
+			send:   func(c *scConn) { c.headers(1, false, scReq(http.MethodPost, scPath, 1<<20)...) },
+			after:  make([]byte, 4096),
+			status: "413", text: "Two Part Codec Error: Message size 1048576 exceeds the maximum allowed size of 1024 bytes", reset: true,
 		},
 		{
 			name: "frame prefix declares more than the limit",
@@ -858,7 +877,7 @@ func TestServerConnEarlyRefusals(t *testing.T) {
 			name:   "PUT with a body to come",
 			send:   func(c *scConn) { c.headers(1, false, scReq(http.MethodPut, scPath, len(good))...) },
 			after:  good,
-			status: "405", allow: true, reset: true,
+			status: "405", allow: true,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1439,7 +1458,7 @@ func TestServerConnIgnoresFramesAfterItsReset(t *testing.T) {
 		reset http2.ErrCode
 	}{
 		{"after an early 404", func(c *scConn) {
-			c.headers(1, false, scReq(http.MethodPost, scUnknown, len(good))...)
+			c.headers(1, false, scReq(http.MethodPost, scUnknown, -1)...)
 		}, http2.ErrCodeNo},
 		{"after a malformed request", func(c *scConn) {
 			c.headers(1, false, scWithout(scReq(http.MethodPost, scPath, len(good)), ":scheme")...)
