@@ -41,7 +41,7 @@ type ClientOptions struct {
 	// RequestTimeout bounds each Send up to the acknowledgement, connecting included
 	// (DYN_HTTP_REQUEST_TIMEOUT). Default 5 s.
 	RequestTimeout time.Duration
-	// MaxConnsPerHost bounds concurrent dials per worker address (see NewClient). Default 50.
+	// MaxConnsPerHost bounds the connections per worker address (see NewClient). Default 50.
 	MaxConnsPerHost int
 	// MaxMessageSize bounds the frames Send accepts. Default codec.DefaultMaxMessageSize.
 	MaxMessageSize int
