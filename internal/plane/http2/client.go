@@ -137,15 +137,17 @@ func (c *Client) Send(ctx context.Context, address string, frame []byte, meta pl
 	if err != nil {
 		return &plane.Error{Plane: plane.NameHTTP, Code: plane.CodeBadRequest, Text: err.Error(), Err: err}
 	}
-	tg, err := c.target(address)
-	if err != nil {
-		// A bad address is that instance's record: another instance may do.
-		return &plane.Error{Plane: plane.NameHTTP, Code: plane.CodeConnect, Text: "invalid address " + strconv.Quote(address) + ": " + err.Error(), Err: err}
-	}
-	if !c.admit() {
+	tg, ok := c.admit(address)
+	if !ok {
 		return closedError("client")
 	}
 	defer c.inflight.Done()
+	if tg == nil {
+		if tg, err = c.target(address); err != nil {
+			// A bad address is that instance's record: another instance may do.
+			return &plane.Error{Plane: plane.NameHTTP, Code: plane.CodeConnect, Text: "invalid address " + strconv.Quote(address) + ": " + err.Error(), Err: err}
+		}
+	}
 	deadline := time.Now().Add(c.opts.RequestTimeout)
 	st := c.newStream()
 	var last error
@@ -183,15 +185,16 @@ func (c *Client) Send(ctx context.Context, address string, frame []byte, meta pl
 	return c.sendError(ctx, address, last)
 }
 
-// admit registers a Send in flight, unless the Client is closed.
-func (c *Client) admit() bool {
+// admit registers a Send in flight, unless the Client is closed, and returns address's
+// parsed target when it is cached: one read lock for both.
+func (c *Client) admit(address string) (tg *target, ok bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.closed {
-		return false
+		return nil, false
 	}
 	c.inflight.Add(1)
-	return true
+	return c.targets[address], true // nil: not parsed yet (target)
 }
 
 // newStream returns a pooled stream.
@@ -213,14 +216,8 @@ type target struct {
 // workers must not accumulate).
 const maxTargets = 4096
 
-// target parses address once and caches the result.
+// target parses address and caches the result for admit.
 func (c *Client) target(address string) (*target, error) {
-	c.mu.RLock()
-	tg := c.targets[address]
-	c.mu.RUnlock()
-	if tg != nil {
-		return tg, nil
-	}
 	u, err := url.Parse(address)
 	switch {
 	case err != nil:
@@ -230,7 +227,7 @@ func (c *Client) target(address string) (*target, error) {
 	case u.Host == "":
 		return nil, errors.New("no host in the URL")
 	}
-	tg = &target{host: dialAddr(u), authority: u.Host, path: u.RequestURI()}
+	tg := &target{host: dialAddr(u), authority: u.Host, path: u.RequestURI()}
 	c.mu.Lock()
 	if len(c.targets) >= maxTargets {
 		clear(c.targets)

@@ -150,7 +150,8 @@ type serverConn struct {
 // sstream is one request being received, or being answered.
 type sstream struct {
 	sendState
-	method, path string
+	method, path string // path without its query, unescaped
+	rte          route  // the route, once check passed
 	cl           int64  // Content-Length, -1 when absent
 	body         []byte // received so far
 	held         int64  // DATA bytes held for body, not yet returned to the connection window
@@ -369,7 +370,7 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	st := &sstream{
 		method:   f.PseudoValue("method"),
-		path:     f.PseudoValue("path"),
+		path:     requestPath(f.PseudoValue("path")),
 		cl:       -1,
 		open:     !f.StreamEnded(),
 		recvLeft: streamWindow,
@@ -401,7 +402,9 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 		sc.settleLocked(st)
 		return nil
 	}
-	if _, ref := sc.rt.check(st.method, requestPath(st.path), st.cl, st.start); ref != nil {
+	rte, ref := sc.rt.check(st.method, st.path, st.cl, st.start)
+	st.rte = rte
+	if ref != nil {
 		sc.answerLocked(st, ref)
 	} else if f.StreamEnded() {
 		sc.completeLocked(st)
@@ -467,7 +470,7 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 	}
 	if tooBig != nil {
 		sc.releaseLocked(n)
-		ref := sc.rt.bodyRefusal(tooBig, route{}, st.start)
+		ref := sc.rt.bodyRefusal(tooBig, st.rte, st.start)
 		sc.answerLocked(st, ref)
 		sc.settleLocked(st)
 		return nil
@@ -490,16 +493,16 @@ func (sc *serverConn) completeLocked(st *sstream) {
 	if st.answered {
 		return
 	}
+	// Routed and checked at its HEADERS (onHeaders answers what check refuses).
 	var ref *refusal
-	rte, ref := sc.rt.check(st.method, requestPath(st.path), st.cl, st.start)
-	if ref == nil && st.cl >= 0 && int64(len(st.body)) != st.cl {
+	if st.cl >= 0 && int64(len(st.body)) != st.cl {
 		// RFC 9113 §8.1.1: Content-Length must match the DATA; answered as net/http's reader
 		// would report a short body.
 		err := &codec.Error{Code: codec.CodeIO, Detail: "request body length does not match Content-Length", Err: errors.New("content-length mismatch")}
-		ref = sc.rt.bodyRefusal(err, rte, st.start)
+		ref = sc.rt.bodyRefusal(err, st.rte, st.start)
 	}
 	if ref == nil {
-		ref = sc.rt.admit(rte, st.body, st.header, st.start)
+		ref = sc.rt.admit(st.rte, st.body, st.header, st.start)
 	}
 	sc.dropBodyLocked(st) // a Request owns it now, or it is dropped
 	if ref == nil {
@@ -515,7 +518,7 @@ func (sc *serverConn) completeLocked(st *sstream) {
 
 // answerLocked queues a refusal: status, plain-text body.
 func (sc *serverConn) answerLocked(st *sstream, ref *refusal) {
-	sc.rt.refused(ref, st.method, requestPath(st.path))
+	sc.rt.refused(ref, st.method, st.path)
 	st.answered = true
 	sc.dropBodyLocked(st)
 	sc.hbuf.b = sc.hbuf.b[:0]
@@ -665,7 +668,7 @@ func (sc *serverConn) tick() {
 		}
 		if !st.answered {
 			err := &codec.Error{Code: codec.CodeIO, Detail: fmt.Sprintf("request body not received within %v", sc.s.opts.ReadTimeout), Err: context.DeadlineExceeded}
-			sc.answerLocked(st, sc.rt.bodyRefusal(err, route{}, st.start))
+			sc.answerLocked(st, sc.rt.bodyRefusal(err, st.rte, st.start))
 		}
 		if st.open && !st.blocked {
 			sc.rstLocked(id, http2.ErrCodeNo) // the rest of its body is overdue too
