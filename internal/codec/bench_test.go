@@ -234,17 +234,14 @@ func BenchmarkParseStreamItemSize(b *testing.B) {
 	}
 }
 
-func BenchmarkParseHandshake(b *testing.B) {
-	cases := []struct{ name, in string }{
-		{"reqplane", `{"subject":"` + v5Subject + `","stream_type":"response"}`},
-		{"unknown field", `{"subject":"` + v5Subject + `","stream_type":"response","x":[1,{"y":null}]}`},
-	}
+// benchParse runs parse over each named input, reporting allocations.
+func benchParse(b *testing.B, cases []struct{ name, in string }, parse func([]byte) error) {
 	for _, tc := range cases {
 		in := []byte(tc.in)
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := ParseHandshake(in); err != nil {
+				if err := parse(in); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -252,38 +249,27 @@ func BenchmarkParseHandshake(b *testing.B) {
 	}
 }
 
+func BenchmarkParseHandshake(b *testing.B) {
+	benchParse(b, []struct{ name, in string }{
+		{"reqplane", `{"subject":"` + v5Subject + `","stream_type":"response"}`},
+		{"unknown field", `{"subject":"` + v5Subject + `","stream_type":"response","x":[1,{"y":null}]}`},
+	}, func(in []byte) error { _, err := ParseHandshake(in); return err })
+}
+
 func BenchmarkParsePrologue(b *testing.B) {
-	cases := []struct{ name, in string }{
+	benchParse(b, []struct{ name, in string }{
 		{"null", `{"error":null}`},
 		{"null typed_error", `{"error":null,"typed_error":null}`},
 		{"error", `{"error":"Generate Error: request body must be a JSON object with a \"text\" field"}`},
 		{"error typed_error", `{"error":"Generate Error: boom","typed_error":{"code":500,"message":"boom"}}`},
-	}
-	for _, tc := range cases {
-		in := []byte(tc.in)
-		b.Run(tc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := ParsePrologue(in); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	}, func(in []byte) error { _, err := ParsePrologue(in); return err })
 }
 
 func BenchmarkParseControl(b *testing.B) {
-	for _, in := range []string{`"stop"`, ` "sentinel"` + "\n"} {
-		in := []byte(in)
-		b.Run(strings.TrimSpace(string(in)), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := ParseControl(in); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	benchParse(b, []struct{ name, in string }{
+		{"stop", `"stop"`},
+		{"sentinel", ` "sentinel"` + "\n"},
+	}, func(in []byte) error { _, err := ParseControl(in); return err })
 }
 
 func BenchmarkTCPRequest(b *testing.B) {

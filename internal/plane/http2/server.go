@@ -186,7 +186,6 @@ func (s *Server) Start(ctx context.Context) error {
 		ErrorLog:  slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
 		ConnState: s.connState,
 	}
-	srv.RegisterOnShutdown(s.h2.shutdown)
 	s.ln, s.srv, s.served = ln, srv, make(chan struct{})
 	s.state = stateStarted
 	go func() {
@@ -266,6 +265,9 @@ func (s *Server) Close() error {
 		if srv == nil {
 			return
 		}
+		// h2c connections first: GOAWAY, then closed once their requests are answered (here,
+		// on Close's goroutine, rather than as a Shutdown hook that nobody waits for).
+		s.h2.shutdown()
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		_ = srv.Shutdown(ctx) // past the grace period, Close below cuts what is left
 		cancel()

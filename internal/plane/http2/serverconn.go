@@ -100,7 +100,8 @@ func (s *Server) serveH2C(_ *http.Server, tc *tls.Conn, _ http.Handler) {
 }
 
 // shutdown asks every h2c connection to finish: GOAWAY, then close once the requests being
-// read are answered. It is net/http's Shutdown hook; later connections are refused.
+// read are answered. Server.Close calls it before net/http's Shutdown, which then waits for
+// those connections; later ones are refused.
 func (hs *h2conns) shutdown() {
 	hs.mu.Lock()
 	hs.closed = true
