@@ -92,11 +92,18 @@ type worker struct {
 	cancelReqs context.CancelFunc
 
 	// Request goroutines are reused: a fresh goroutine grows its stack on every request, which
-	// costs more than the request's own work. Idle runners wait on work for a while.
-	work    chan job
+	// costs more than the request's own work. Idle runners wait on a stack, each on a channel of
+	// its own: handing a request over is one channel send, with no select or timer per request,
+	// and the most recently busy runner (warm stack, warm cache) takes the next one.
 	runners sync.WaitGroup
 	runMu   sync.Mutex
 	running map[*runner]struct{} // the runners alive, for cancelInflight
+	idleMu  sync.Mutex
+	idle    []*runner // idle runners, the longest idle first
+	epoch   uint64    // reaper ticks so far (guarded by idleMu)
+	noIdle  bool      // shutting down: runners exit instead of idling (guarded by idleMu)
+	reaper  chan struct{}
+	reaped  chan struct{}
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -142,7 +149,6 @@ func (rt *Runtime) startWorker(ctx context.Context, first EndpointID, h Handler)
 	})
 	w.endpoints[first] = w.newServed(first, h)
 	w.reqCtx, w.cancelReqs = context.WithCancel(context.Background())
-	w.work = make(chan job)
 	for _, p := range rt.cfg.RequestPlanes {
 		s, err := newPlaneServer(rt.cfg, string(p), rt.log, rt.metrics.ObserveIngress)
 		if err == nil {
@@ -178,6 +184,8 @@ func (rt *Runtime) startWorker(ctx context.Context, first EndpointID, h Handler)
 		w.mux.Close()
 		return closedError()
 	}
+	w.reaper, w.reaped = make(chan struct{}), make(chan struct{})
+	go w.reap() // owned by the worker: drain stops it
 	rt.worker = w
 	return nil
 }
@@ -276,12 +284,12 @@ func (s *served) Accept(req *plane.Request) error {
 	}
 	w.reqs.Add(1)
 	w.mu.RUnlock()
-	select {
-	case w.work <- job{s, req}: // an idle runner takes it
-	default:
-		w.runners.Add(1)
-		go w.run(job{s, req})
+	if rn := w.takeIdle(); rn != nil {
+		rn.jobs <- job{s, req} // never blocks: the runner took its last job before idling
+		return nil
 	}
+	w.runners.Add(1)
+	go w.run(job{s, req})
 	return nil
 }
 
@@ -291,35 +299,104 @@ type job struct {
 	req *plane.Request
 }
 
-// runnerIdle is how long a request goroutine waits for another request before it exits.
+// runnerIdle is about how long a request goroutine waits for another request before it exits:
+// between runnerIdle and 1.5 × runnerIdle.
 const runnerIdle = 10 * time.Second
 
-// run processes j, then the requests handed to it while it is idle, until it has been idle for
-// runnerIdle or the worker shuts down.
+// run processes j, then the requests handed to it while it is idle, until the reaper or the
+// worker's shutdown lets it go.
 func (w *worker) run(j job) {
 	defer w.runners.Done()
 	rn := w.addRunner()
 	defer w.removeRunner(rn)
-	idle := time.NewTimer(runnerIdle)
-	defer idle.Stop()
 	for {
 		w.process(rn, j.s, j.req)
 		j = job{} // an idle runner holds on to no request
-		idle.Reset(runnerIdle)
-		select {
-		case j = <-w.work:
-		case <-idle.C:
-			return
-		case <-w.reqCtx.Done():
+		if !w.goIdle(rn) {
 			return
 		}
+		if j = <-rn.jobs; j.s == nil {
+			return // reaped or shut down
+		}
 	}
+}
+
+// goIdle puts rn on the idle stack; false means the worker is shutting down and rn exits.
+func (w *worker) goIdle(rn *runner) bool {
+	w.idleMu.Lock()
+	defer w.idleMu.Unlock()
+	if w.noIdle {
+		return false
+	}
+	rn.idleSince = w.epoch
+	w.idle = append(w.idle, rn)
+	return true
+}
+
+// takeIdle pops the most recently idle runner, nil if none.
+func (w *worker) takeIdle() *runner {
+	w.idleMu.Lock()
+	defer w.idleMu.Unlock()
+	n := len(w.idle)
+	if n == 0 {
+		return nil
+	}
+	rn := w.idle[n-1]
+	w.idle[n-1] = nil
+	w.idle = w.idle[:n-1]
+	return rn
+}
+
+// reap lets runners go that stayed idle for three ticks of runnerIdle/2, until stopRunners. The
+// stack is in idling order, so they are at its bottom.
+func (w *worker) reap() {
+	defer close(w.reaped)
+	t := time.NewTicker(runnerIdle / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.reaper:
+			return
+		case <-t.C:
+		}
+		w.reapTick()
+	}
+}
+
+// reapTick advances the epoch and lets go the runners idle since three epochs.
+func (w *worker) reapTick() {
+	w.idleMu.Lock()
+	defer w.idleMu.Unlock()
+	w.epoch++
+	n := 0
+	for n < len(w.idle) && w.idle[n].idleSince+3 <= w.epoch {
+		w.idle[n].jobs <- job{}
+		n++
+	}
+	w.idle = append(w.idle[:0], w.idle[n:]...)
+	clear(w.idle[len(w.idle) : len(w.idle)+n])
+}
+
+// stopRunners stops the reaper and lets every idle runner go; busy ones exit when done.
+func (w *worker) stopRunners() {
+	w.idleMu.Lock()
+	w.noIdle = true
+	for _, rn := range w.idle {
+		rn.jobs <- job{}
+	}
+	w.idle = nil
+	w.idleMu.Unlock()
+	close(w.reaper)
+	<-w.reaped
 }
 
 // runner is a request goroutine as the drain sees it: the response stream of the request it
 // runs, whose Context is the handler's. A registry per goroutine is cheaper than tying every
 // handler's context to reqCtx, whose children set every request would then lock.
 type runner struct {
+	jobs      chan job // cap 1: its next request while idle; a zero job lets it go
+	idleSince uint64   // the worker's epoch when it last went idle (guarded by worker.idleMu)
+
 	mu     sync.Mutex
 	stream stream.Responder // the request's response stream; nil between requests
 }
@@ -343,7 +420,7 @@ func (rn *runner) cut() io.Closer {
 }
 
 func (w *worker) addRunner() *runner {
-	rn := &runner{}
+	rn := &runner{jobs: make(chan job, 1)}
 	w.runMu.Lock()
 	w.running[rn] = struct{}{}
 	w.runMu.Unlock()
@@ -512,7 +589,8 @@ func (w *worker) drain(ctx context.Context) error {
 		<-done // handlers see their context end; streams are closed as they return
 	}
 	w.cancelReqs()
-	w.runners.Wait() // idle runners leave with reqCtx
+	w.stopRunners()
+	w.runners.Wait()
 	// 5. Close the planes.
 	return errors.Join(regErr, w.closeServers(), w.mux.Close())
 }

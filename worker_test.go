@@ -88,3 +88,57 @@ type fakeResponder struct {
 
 func (f *fakeResponder) Cancel()      { f.cancel() }
 func (f *fakeResponder) Close() error { return f.close() }
+
+// TestIdleRunners checks the idle stack: the most recently idle runner takes the next request,
+// the reaper lets go those idle for three ticks (and only those), and after stopRunners every
+// idle runner is let go and none may idle again.
+func TestIdleRunners(t *testing.T) {
+	w := &worker{running: map[*runner]struct{}{}, reaper: make(chan struct{}), reaped: make(chan struct{})}
+	close(w.reaped) // no reaper goroutine: the test ticks by hand
+	let := func(rn *runner) bool {
+		select {
+		case j := <-rn.jobs:
+			if j.s != nil {
+				t.Fatal("an idle runner was handed a request")
+			}
+			return true
+		default:
+			return false
+		}
+	}
+	a, b, c := w.addRunner(), w.addRunner(), w.addRunner()
+	for _, rn := range []*runner{a, b} {
+		if !w.goIdle(rn) {
+			t.Fatal("goIdle refused before shutdown")
+		}
+	}
+	w.reapTick() // epoch 1
+	if !w.goIdle(c) {
+		t.Fatal("goIdle refused before shutdown")
+	}
+	if got := w.takeIdle(); got != c {
+		t.Fatal("takeIdle did not return the most recently idle runner")
+	}
+	w.goIdle(c)
+	w.reapTick() // epoch 2
+	if let(a) || let(b) || len(w.idle) != 3 {
+		t.Fatalf("runners let go after two ticks (%d idle)", len(w.idle))
+	}
+	w.reapTick() // epoch 3: a and b have been idle for three ticks, c for two
+	if !let(a) || !let(b) || let(c) {
+		t.Fatal("the third tick did not let go exactly the runners idle since epoch 0")
+	}
+	if len(w.idle) != 1 || w.idle[0] != c {
+		t.Fatalf("idle stack after reaping = %d runners, want c alone", len(w.idle))
+	}
+	w.stopRunners()
+	if !let(c) || len(w.idle) != 0 {
+		t.Fatal("stopRunners did not let the idle runner go")
+	}
+	if w.goIdle(a) {
+		t.Fatal("a runner went idle after stopRunners")
+	}
+	if w.takeIdle() != nil {
+		t.Fatal("takeIdle found a runner after stopRunners")
+	}
+}
