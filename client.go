@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -263,7 +262,7 @@ func (c *Client) Generate(ctx context.Context, body []byte, opts ...CallOption) 
 		o = applyCallOptions(opts)
 	}
 	start := time.Now()
-	id := uuid.NewString()
+	id := c.rt.ids.New().String()
 	ctx, span := c.rt.tracer.StartClient(ctx, c.name, c.opts.mode.String(), id, o.requestID)
 	rs, err := c.generate(ctx, span, start, id, body, o)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/reqplane/reqplane/internal/codec"
 	"github.com/reqplane/reqplane/internal/config"
 	"github.com/reqplane/reqplane/internal/discovery/etcd"
 	"github.com/reqplane/reqplane/internal/plane"
@@ -86,7 +87,8 @@ type Runtime struct {
 
 	startMu sync.Mutex // serialises Endpoint.Start
 
-	created     time.Time // origin of the status server's uptime
+	created     time.Time      // origin of the status server's uptime
+	ids         *codec.UUIDGen // request ids
 	metrics     *telemetry.Metrics
 	gatherer    prometheus.Gatherer // nil when the registerer cannot be gathered
 	tracer      *telemetry.Tracer
@@ -115,6 +117,7 @@ func New(cfg *Config, opts ...Option) *Runtime {
 		rt.log = slog.Default()
 	}
 	rt.created = time.Now()
+	rt.ids = codec.NewUUIDGen()
 	rt.initTelemetry()
 	return rt
 }

@@ -50,7 +50,7 @@ func (s *Server) RegisterMux(id string) *Stream {
 	info := codec.MuxCallHomeInfo{
 		Address:          s.addr,
 		FrontendServerID: s.frontendID,
-		StreamID:         s.newIDLocked(),
+		StreamID:         s.ids.New(),
 		Context:          id,
 		Version:          codec.MuxVersion,
 	}

@@ -2,11 +2,9 @@ package stream
 
 import (
 	"context"
-	crand "crypto/rand"
 	"errors"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strconv"
@@ -107,8 +105,9 @@ type Server struct {
 	killFrame  []byte
 	frontendID codec.UUID // this process's frontend_server_id on mux connections
 
+	ids *codec.UUIDGen // draws subjects and stream ids
+
 	mu      sync.Mutex
-	ids     *rand.ChaCha8 // draws subjects and stream ids: see newIDLocked
 	state   serverState
 	ln      net.Listener
 	addr    string
@@ -128,7 +127,7 @@ func NewServer(opts ServerOptions) *Server {
 		stopFrame:  controlFrame(codec.ControlStop),
 		killFrame:  controlFrame(codec.ControlKill),
 		frontendID: codec.UUID(uuid.New()),
-		ids:        rand.NewChaCha8(seed()),
+		ids:        codec.NewUUIDGen(),
 		streams:    make(map[string]*Stream),
 		muxStreams: make(map[codec.UUID]*Stream),
 		muxConns:   make(map[*muxConn]struct{}),
@@ -255,7 +254,7 @@ func (s *Server) register(id, subject string) *Stream {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if subject == "" {
-		subject = s.newIDLocked().String()
+		subject = s.ids.New().String()
 	}
 	st := newStream(s, codec.CallHomeInfo{
 		Address:    s.addr,
@@ -391,22 +390,4 @@ func (s *Server) handshake(c net.Conn, f codec.Frame) (*Stream, string, error) {
 	}
 	c.SetReadDeadline(time.Time{})
 	return st, "", nil
-}
-
-// newIDLocked returns a fresh random (version 4) UUID for a subject or stream id. They come
-// from a ChaCha8 generator seeded from crypto/rand: as unguessable (a guessed subject would let
-// a stranger claim a response stream) without a getrandom call and an allocation per request.
-// s.mu is held.
-func (s *Server) newIDLocked() codec.UUID {
-	var u codec.UUID
-	s.ids.Read(u[:])
-	u[6] = u[6]&0x0f | 0x40 // version 4
-	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
-	return u
-}
-
-// seed returns 32 bytes from crypto/rand, which cannot fail on the systems Go supports.
-func seed() (b [32]byte) {
-	crand.Read(b[:])
-	return b
 }
