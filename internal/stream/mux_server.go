@@ -157,6 +157,13 @@ var errMuxIdle = errors.New("response mux connection idle")
 // blocks on a stream: delivery only appends to the stream's queue, whose size the stream's
 // credit bounds.
 func (mc *muxConn) read(mr *codec.MuxReader) error {
+	// A worker writes a stream's frames in bursts (prologue, items, end): the stream of the
+	// previous frame is remembered while it is open, which spares a lock and a map lookup per
+	// frame.
+	var (
+		last   *Stream
+		lastID codec.UUID
+	)
 	for {
 		f, err := mr.Next()
 		if err != nil {
@@ -177,15 +184,28 @@ func (mc *muxConn) read(mr *codec.MuxReader) error {
 				mc.w.put(func(b []byte) []byte { return codec.AppendMuxConnectionAck(b, total) })
 			}
 		}
-		mc.mu.Lock()
-		st := mc.streams[f.Stream]
-		mc.mu.Unlock()
-		if st == nil {
-			if st = mc.adopt(f); st == nil {
-				continue
+		st, cached := last, last != nil && f.Stream == lastID
+		if !cached {
+			mc.mu.Lock()
+			st = mc.streams[f.Stream]
+			mc.mu.Unlock()
+			if st == nil {
+				if st = mc.adopt(f); st == nil {
+					last = nil
+					continue
+				}
 			}
 		}
-		st.muxFrame(mc, f)
+		open, stale := st.muxFrame(mc, f)
+		if stale && cached && f.Kind == codec.MuxPrologue {
+			// The stream ended since its last frame (its consumer closed it, say): the map
+			// would not have had it, so answer as for an unknown stream.
+			mc.adopt(f)
+		}
+		last, lastID = nil, codec.NilUUID
+		if open {
+			last, lastID = st, f.Stream
+		}
 	}
 }
 

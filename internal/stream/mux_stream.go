@@ -182,12 +182,14 @@ func (s *Stream) terminateMux(err *Error, kind termKind) {
 }
 
 // muxFrame handles one frame for this stream from the connection's reader. It never blocks.
-func (s *Stream) muxFrame(mc *muxConn, f codec.MuxFrame) {
+// It reports whether the stream is still open after the frame, and stale when the stream had
+// already ended before it (the frame was dropped).
+func (s *Stream) muxFrame(mc *muxConn, f codec.MuxFrame) (open, stale bool) {
 	m := s.mux
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
-		return // late frames of a stream this side ended
+		return false, true // late frames of a stream this side ended
 	}
 	var (
 		end   error // set when the frame ends the stream
@@ -261,7 +263,7 @@ func (s *Stream) muxFrame(mc *muxConn, f codec.MuxFrame) {
 	}
 	if end == nil {
 		s.mu.Unlock()
-		return
+		return true, false
 	}
 	s.err = end
 	close(s.ended)
@@ -280,6 +282,7 @@ func (s *Stream) muxFrame(mc *muxConn, f codec.MuxFrame) {
 		}
 		level("response stream failed", "id", s.info.Context, "stream_id", m.info.StreamID.String(), "error", end)
 	}
+	return false, false
 }
 
 // connLost fails the stream because its connection ended; after a Stop that is a clean end,

@@ -202,6 +202,33 @@ func TestMuxRequesterRejects(t *testing.T) {
 		})
 	}
 
+	// A stream its consumer closes between two frames (the reader remembers the stream of the
+	// previous frame): the Kill goes out, a repeated Prologue is reset as for an unknown stream,
+	// later Data is dropped, and the connection serves the next stream.
+	closed := srv.RegisterMux("req")
+	cinfo, _ := closed.MuxInfo()
+	write(t, c, muxFrame(t, codec.MuxPrologue, cinfo.StreamID, `{"error":null}`), muxFrame(t, codec.MuxData, cinfo.StreamID, `1`))
+	if it, err := closed.Recv(ctxFor(t)); err != nil || string(it) != "1" {
+		t.Fatalf("Recv = %q, %v", it, err)
+	}
+	closed.Close()
+	if f := readMuxFrame(t, r, c); f.Kind != codec.MuxKill || f.Stream != cinfo.StreamID {
+		t.Fatalf("got %v %v, want Kill", f.Kind, f.Stream)
+	}
+	write(t, c, muxFrame(t, codec.MuxPrologue, cinfo.StreamID, `{"error":null}`), muxFrame(t, codec.MuxData, cinfo.StreamID, `2`))
+	if f := readMuxFrame(t, r, c); f.Kind != codec.MuxReset || f.Stream != cinfo.StreamID || string(f.Payload) != SubjectNotFoundText(cinfo.StreamID.String()) {
+		t.Fatalf("got %v %q, want Reset", f.Kind, f.Payload)
+	}
+	next := srv.RegisterMux("req")
+	ninfo, _ := next.MuxInfo()
+	write(t, c, muxFrame(t, codec.MuxPrologue, ninfo.StreamID, `{"error":null}`), muxFrame(t, codec.MuxData, ninfo.StreamID, `3`), muxFrame(t, codec.MuxEnd, ninfo.StreamID, ""))
+	if it, err := next.Recv(ctxFor(t)); err != nil || string(it) != "3" {
+		t.Fatalf("Recv on the next stream = %q, %v", it, err)
+	}
+	if _, err := next.Recv(ctxFor(t)); err != io.EOF {
+		t.Fatalf("the next stream ended with %v", err)
+	}
+
 	// A frame the codec refuses ends the connection: its streams fail as protocol errors.
 	st := srv.RegisterMux("req")
 	defer st.Close()
