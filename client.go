@@ -313,7 +313,9 @@ func (c *Client) generate(ctx context.Context, span trace.Span, start time.Time,
 	callHome := c.rt.metrics.CallHomeOpen
 	var tried []uint64
 	var last error
-	var frame []byte
+	fb := c.rt.frames.Get().(*[]byte) // planes keep no reference to a frame after Send
+	frame := *fb
+	defer func() { c.rt.putFrame(fb, frame) }()
 	var hdrBuf [512]byte // the request header usually fits: no allocation for it
 	hdr := hdrBuf[:0]
 	for attempt := 0; attempt < c.opts.maxAttempts; attempt++ {

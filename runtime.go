@@ -89,6 +89,7 @@ type Runtime struct {
 
 	created     time.Time      // origin of the status server's uptime
 	ids         *codec.UUIDGen // request ids
+	frames      sync.Pool      // *[]byte: request frame buffers, see putFrame
 	metrics     *telemetry.Metrics
 	gatherer    prometheus.Gatherer // nil when the registerer cannot be gathered
 	tracer      *telemetry.Tracer
@@ -118,6 +119,7 @@ func New(cfg *Config, opts ...Option) *Runtime {
 	}
 	rt.created = time.Now()
 	rt.ids = codec.NewUUIDGen()
+	rt.frames.New = func() any { b := make([]byte, 0, 1024); return &b }
 	rt.initTelemetry()
 	return rt
 }
@@ -416,4 +418,17 @@ func (rt *Runtime) Close() error {
 		errs = append(errs, c.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// maxPooledFrame bounds the request frame buffers kept for reuse: a large request's buffer is
+// left to the garbage collector rather than held by the pool.
+const maxPooledFrame = 64 << 10
+
+// putFrame returns a request frame buffer, now holding frame, to the pool.
+func (rt *Runtime) putFrame(fb *[]byte, frame []byte) {
+	if cap(frame) > maxPooledFrame {
+		return
+	}
+	*fb = frame[:0]
+	rt.frames.Put(fb)
 }

@@ -63,7 +63,8 @@ type Server interface {
 // Client is a plane's egress. Send delivers one encoded TwoPart request frame to address (as
 // advertised in discovery) and returns nil once the worker acknowledged it. Every failure is
 // an *Error; Retryable tells whether another instance may be tried. Send never retries by
-// itself. Clients are safe for concurrent use; Close releases pooled connections.
+// itself, and holds no reference to frame once it returns (callers reuse its buffer). Clients
+// are safe for concurrent use; Close releases pooled connections.
 type Client interface {
 	Name() string
 	Send(ctx context.Context, address string, frame []byte, meta Meta) error
