@@ -34,6 +34,13 @@ type Handler interface {
 	Accept(req *Request) error
 }
 
+// Recycler is implemented by a Handler that reuses the memory of the requests it finished:
+// DecodeFor takes each request from NewRequest (zeroed), and the handler recycles it once it
+// is done with it. Planes never touch a request after Accept accepted it.
+type Recycler interface {
+	NewRequest() *Request
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(req *Request) error
 

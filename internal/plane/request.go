@@ -33,6 +33,20 @@ type Request struct {
 // request aliases payload. A failure is an *Error with CodeTooLarge or CodeBadRequest whose
 // Text is what the worker answers.
 func Decode(payload []byte, max int) (*Request, error) {
+	return decode(new(Request), payload, max)
+}
+
+// DecodeFor is Decode for a request to be handed to h: when h is a Recycler, the request is
+// h's memory.
+func DecodeFor(h Handler, payload []byte, max int) (*Request, error) {
+	if r, ok := h.(Recycler); ok {
+		return decode(r.NewRequest(), payload, max)
+	}
+	return Decode(payload, max)
+}
+
+// decode fills the zero request r.
+func decode(r *Request, payload []byte, max int) (*Request, error) {
 	f, err := codec.DecodeFrame(payload, max)
 	if err != nil {
 		code := CodeBadRequest
@@ -54,13 +68,15 @@ func Decode(payload []byte, max int) (*Request, error) {
 			return nil, controlError(err)
 		}
 		info := codec.CallHomeInfo{Address: mux.Address, Context: mux.Context, StreamType: codec.StreamTypeResponse}
-		return &Request{Control: ctl, CallHome: info, Mux: mux, Body: f.Data, Unsupported: err}, nil
+		r.Control, r.CallHome, r.Mux, r.Body, r.Unsupported = ctl, info, mux, f.Data, err
+		return r, nil
 	}
 	info, err := ctl.Validate()
 	if err != nil && !errors.Is(err, codec.ErrUnsupported) {
 		return nil, controlError(err)
 	}
-	return &Request{Control: ctl, CallHome: info, Body: f.Data, Unsupported: err}, nil
+	r.Control, r.CallHome, r.Body, r.Unsupported = ctl, info, f.Data, err
+	return r, nil
 }
 
 // controlError turns a control-header failure into the worker's answer; codec errors already

@@ -86,3 +86,46 @@ func TestDecodeUnsupported(t *testing.T) {
 		t.Fatalf("request %+v", req)
 	}
 }
+
+// recycler is a Handler that hands out the request memory it was given.
+type recycler struct {
+	HandlerFunc
+	next *Request
+}
+
+func (r *recycler) NewRequest() *Request { return r.next }
+
+// TestDecodeFor checks that a Recycler's request memory is decoded into, and that other
+// handlers get a fresh request with the same contents.
+func TestDecodeFor(t *testing.T) {
+	frame, err := EncodeRequest(nil, testID, testInfo(), []byte(`{"text":"hello"}`), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Decode(frame, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := &Request{}
+	for _, tc := range []struct {
+		name string
+		h    Handler
+		mem  *Request // the request DecodeFor must return; nil: any fresh one
+	}{
+		{"recycler", &recycler{next: mem}, mem},
+		{"plain handler", HandlerFunc(func(*Request) error { return nil }), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := DecodeFor(tc.h, frame, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.mem != nil && got != tc.mem || tc.mem == nil && (got == mem || got == want) {
+				t.Fatalf("DecodeFor returned %p; recycled memory is %p", got, mem)
+			}
+			if got.Control != want.Control || got.CallHome != want.CallHome || string(got.Body) != string(want.Body) {
+				t.Fatalf("DecodeFor = %+v, want %+v", got, want)
+			}
+		})
+	}
+}

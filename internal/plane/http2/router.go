@@ -153,7 +153,7 @@ func (rt *router) bodyRefusal(err error, rte route, start time.Time) *refusal {
 // admit decodes a whole body and hands the request to the route's handler; nil means
 // accepted (answered 202). get reads the request's headers by lowercase name.
 func (rt *router) admit(rte route, body []byte, get func(string) string, start time.Time) *refusal {
-	req, err := plane.Decode(body, rt.max)
+	req, err := plane.DecodeFor(rte.h, body, rt.max)
 	if err != nil {
 		code, text := plane.Refusal(err)
 		return &refusal{status: statusOf(code), code: code, text: text, err: err, ep: rte.ep, start: start}

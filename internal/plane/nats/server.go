@@ -383,7 +383,7 @@ func (e *endpoint) handle(m *natsgo.Msg) {
 	if e.observe != nil {
 		start = time.Now()
 	}
-	req, err := plane.Decode(m.Data, e.max)
+	req, err := plane.DecodeFor(e.h, m.Data, e.max)
 	if err != nil {
 		e.refuse(m, err, start)
 		return
@@ -391,6 +391,7 @@ func (e *endpoint) handle(m *natsgo.Msg) {
 	req.Plane = plane.NameNATS
 	req.Endpoint = e.ep
 	req.Meta = plane.MetaFromHeaders(headerGetter(m.Header), req.Control.ID)
+	requestID := req.Meta.RequestID // req is the handler's once accepted
 	if err := e.h.Accept(req); err != nil {
 		e.refuse(m, err, start)
 		return
@@ -404,7 +405,7 @@ func (e *endpoint) handle(m *natsgo.Msg) {
 		return
 	}
 	if err := e.respond(m, nil); err != nil {
-		e.log.Warn("nats request plane: ack failed", "subject", e.subject, "request_id", req.Meta.RequestID, "error", err)
+		e.log.Warn("nats request plane: ack failed", "subject", e.subject, "request_id", requestID, "error", err)
 	}
 }
 

@@ -371,7 +371,7 @@ func (s *Server) handle(req *codec.TCPRequest, o *plane.Outcome) string {
 		}
 		return text
 	}
-	r, err := plane.Decode(req.Payload, s.max)
+	r, err := plane.DecodeFor(rt.h, req.Payload, s.max)
 	if err != nil {
 		code, text := plane.Refusal(err)
 		s.refused(o, rt.ep, code, err, start)
