@@ -254,8 +254,11 @@ func (d *MuxDialer) dial(ctx context.Context, addr string, frontend codec.UUID) 
 		pre:      append([]byte(nil), r.Buffered()...),
 		streams:  make(map[codec.UUID]*MuxSender),
 		creditCh: make(chan struct{}),
+		idle:     idleClock{timeout: d.opts.IdleTimeout},
 	}
-	wc.markIdleLocked()
+	wc.idle.idle()
+	dl, _ := wc.idle.next()
+	conn.SetReadDeadline(dl)
 	return wc, nil
 }
 
@@ -304,14 +307,14 @@ type workerConn struct {
 	load atomic.Int32 // open streams
 	dead atomic.Bool  // closing: not for new streams
 
-	mu        sync.Mutex
-	streams   map[codec.UUID]*MuxSender
-	closed    bool
-	closeErr  error
-	sent      uint64        // Data payload bytes sent
-	acked     uint64        // the requester's last ConnectionAck
-	creditCh  chan struct{} // closed and replaced when the connection's credit grows
-	idleSince time.Time     // zero while streams are open
+	mu       sync.Mutex
+	streams  map[codec.UUID]*MuxSender
+	closed   bool
+	closeErr error
+	sent     uint64        // Data payload bytes sent
+	acked    uint64        // the requester's last ConnectionAck
+	creditCh chan struct{} // closed and replaced when the connection's credit grows
+	idle     idleClock
 }
 
 // open registers a new stream; nil when the connection is closing. d.mu is held.
@@ -324,10 +327,7 @@ func (wc *workerConn) open(ctx context.Context, info codec.MuxCallHomeInfo) *Mux
 	s := newMuxSender(ctx, wc, info)
 	wc.streams[info.StreamID] = s
 	wc.load.Add(1)
-	if !wc.idleSince.IsZero() {
-		wc.idleSince = time.Time{}
-		wc.conn.SetReadDeadline(time.Time{})
-	}
+	wc.idle.busy()
 	return s
 }
 
@@ -340,25 +340,15 @@ func (wc *workerConn) release(s *MuxSender) {
 	}
 	delete(wc.streams, s.id)
 	wc.load.Add(-1)
-	if len(wc.streams) == 0 && !wc.closed {
-		wc.markIdleLocked()
+	if len(wc.streams) == 0 {
+		wc.idle.idle()
 	}
-}
-
-// markIdleLocked starts the idle clock; the reader's deadline closes the connection when it
-// runs out.
-func (wc *workerConn) markIdleLocked() {
-	wc.idleSince = time.Now()
-	wc.conn.SetReadDeadline(wc.idleSince.Add(wc.d.opts.IdleTimeout))
 }
 
 func (wc *workerConn) idleFor() time.Duration {
 	wc.mu.Lock()
 	defer wc.mu.Unlock()
-	if wc.idleSince.IsZero() {
-		return 0
-	}
-	return time.Since(wc.idleSince)
+	return wc.idle.idleFor()
 }
 
 // retire closes the connection; its reader then tears it down.
@@ -401,17 +391,13 @@ func (wc *workerConn) runReader() {
 func (wc *workerConn) idleExpired() bool {
 	wc.mu.Lock()
 	defer wc.mu.Unlock()
-	if len(wc.streams) == 0 && !wc.idleSince.IsZero() &&
-		time.Since(wc.idleSince) >= wc.d.opts.IdleTimeout {
+	dl, expired := wc.idle.next()
+	if expired {
 		wc.closed = true
 		wc.dead.Store(true)
 		return true
 	}
-	if len(wc.streams) == 0 {
-		wc.markIdleLocked()
-	} else {
-		wc.conn.SetReadDeadline(time.Time{})
-	}
+	wc.conn.SetReadDeadline(dl)
 	return false
 }
 

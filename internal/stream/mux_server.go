@@ -94,7 +94,7 @@ type muxConn struct {
 	mu      sync.Mutex
 	streams map[codec.UUID]*Stream // attached and not ended
 	closed  bool
-	idleSet bool // the idle read deadline is armed
+	idle    idleClock
 }
 
 // serveMux runs a response mux connection whose first frame's header is hsHeader: the
@@ -118,6 +118,8 @@ func (s *Server) serveMux(c net.Conn, r *codec.Reader, hsHeader []byte) {
 
 	mc := &muxConn{srv: s, conn: c, id: hs.ConnectionID, w: newMuxWriter(c, s.opts.WriteTimeout)}
 	mc.streams = make(map[codec.UUID]*Stream)
+	mc.idle = idleClock{timeout: s.opts.MuxIdleTimeout}
+	mc.idle.idle()
 	s.mu.Lock()
 	if s.state != stateStarted {
 		s.mu.Unlock()
@@ -130,7 +132,7 @@ func (s *Server) serveMux(c net.Conn, r *codec.Reader, hsHeader []byte) {
 		defer s.wg.Done()
 		mc.w.run(func(error) { c.Close() })
 	}()
-	mc.updateIdle()
+	mc.armIdle()
 
 	err = mc.read(codec.NewMuxReader(c, codec.MuxFromWorker, s.opts.MaxMessageSize, r.Buffered()))
 	mc.teardown(err)
@@ -230,7 +232,7 @@ func (mc *muxConn) add(st *Stream) bool {
 		return false
 	}
 	mc.streams[st.mux.info.StreamID] = st
-	mc.updateIdleLocked()
+	mc.idle.busy()
 	return true
 }
 
@@ -240,41 +242,31 @@ func (mc *muxConn) remove(st *Stream) {
 	defer mc.mu.Unlock()
 	if mc.streams[st.mux.info.StreamID] == st {
 		delete(mc.streams, st.mux.info.StreamID)
-		mc.updateIdleLocked()
+		if len(mc.streams) == 0 {
+			mc.idle.idle()
+		}
 	}
 }
 
-func (mc *muxConn) updateIdle() {
+// armIdle sets the reader's first read deadline.
+func (mc *muxConn) armIdle() {
 	mc.mu.Lock()
-	mc.updateIdleLocked()
-	mc.mu.Unlock()
+	defer mc.mu.Unlock()
+	dl, _ := mc.idle.next()
+	mc.conn.SetReadDeadline(dl)
 }
 
-// updateIdleLocked arms the idle deadline when the last stream left, and disarms it when one
-// arrives; the reader's timeout then closes an idle connection without a timer goroutine.
-func (mc *muxConn) updateIdleLocked() {
-	idle := len(mc.streams) == 0 && !mc.closed
-	switch {
-	case idle && !mc.idleSet:
-		mc.idleSet = true
-		mc.conn.SetReadDeadline(time.Now().Add(mc.srv.opts.MuxIdleTimeout))
-	case !idle && mc.idleSet:
-		mc.idleSet = false
-		mc.conn.SetReadDeadline(time.Time{})
-	}
-}
-
-// idleExpired reports, after a read deadline, whether the connection is still idle; if a stream
-// arrived meanwhile the deadline is disarmed and reading goes on.
+// idleExpired reports, after a read deadline, whether the connection has been idle for the
+// idle timeout; if not, it sets the next deadline and reading goes on.
 func (mc *muxConn) idleExpired() bool {
 	mc.mu.Lock()
 	defer mc.mu.Unlock()
-	if len(mc.streams) == 0 {
+	dl, expired := mc.idle.next()
+	if expired {
 		mc.closed = true
 		return true
 	}
-	mc.idleSet = false
-	mc.conn.SetReadDeadline(time.Time{})
+	mc.conn.SetReadDeadline(dl)
 	return false
 }
 

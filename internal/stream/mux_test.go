@@ -631,6 +631,32 @@ func TestMuxIdleClose(t *testing.T) {
 	}
 }
 
+// TestMuxBusyOutlivesIdleTimeout: a connection whose stream stays open across several idle
+// timeouts is not closed (its reader's deadline passes and is set again), and the stream ends
+// normally on it.
+func TestMuxBusyOutlivesIdleTimeout(t *testing.T) {
+	const idle = 20 * time.Millisecond
+	srv, _ := newTestServer(t, ServerOptions{MuxIdleTimeout: idle})
+	d := newTestDialer(t, MuxDialOptions{IdleTimeout: idle})
+	st, s := openMux(t, srv, d)
+	if err := s.Send(item(0)); err != nil {
+		t.Fatal(err)
+	}
+	if it, err := st.Recv(ctxFor(t)); err != nil || string(it) != string(item(0)) {
+		t.Fatalf("Recv = %q, %v", it, err)
+	}
+	time.Sleep(10 * idle) // several deadlines pass while the stream is open
+	if err := s.Send(item(1)); err != nil {
+		t.Fatalf("Send after the idle timeouts: %v", err)
+	}
+	if err := s.Finish(); err != nil {
+		t.Fatalf("Finish: %v", err)
+	}
+	if items, err := collect(t, st); err != io.EOF || len(items) != 1 || string(items[0]) != string(item(1)) {
+		t.Fatalf("after the idle timeouts: %q, %v", items, err)
+	}
+}
+
 // TestMuxConcurrentStreams: 1000 concurrent streams over one dialer's pool.
 func TestMuxConcurrentStreams(t *testing.T) {
 	srv, _ := newTestServer(t, ServerOptions{})
