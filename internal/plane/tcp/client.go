@@ -35,14 +35,21 @@ const (
 	maxRetainWrite = 1 << 20
 	// replyReadSize is the reply reader's buffer: acks are 4 bytes, many fit in one read.
 	replyReadSize = 4 << 10
+	// ackTickMin and ackTickMax bound the acknowledgement checker's period (RequestTimeout/8):
+	// no busier than 100 wake-ups a second, no later than a second.
+	ackTickMin = 10 * time.Millisecond
+	ackTickMax = time.Second
 )
 
 // ClientOptions configures a Client. Zero fields take the documented defaults.
 type ClientOptions struct {
 	// ConnectTimeout bounds dialing a worker. Default DefaultConnectTimeout (5 s).
 	ConnectTimeout time.Duration
-	// RequestTimeout bounds the wait for a request's acknowledgement. Default
-	// DefaultRequestTimeout (5 s).
+	// RequestTimeout bounds the wait for a request's acknowledgement, counted from when the
+	// request is written, and a write the worker does not take (it stopped reading). Default
+	// DefaultRequestTimeout (5 s). One goroutine per Client checks the deadlines every
+	// RequestTimeout/8 (at least 10 ms, at most 1 s) instead of a timer per request, so a
+	// timeout is reported up to that period late.
 	RequestTimeout time.Duration
 	// PoolSize is the maximum number of connections per worker address. Default
 	// DefaultPoolSize (100).
@@ -63,13 +70,16 @@ type Client struct {
 	max            int
 	log            *slog.Logger
 
-	mu     sync.Mutex
-	pools  map[string]*pool // by socket address
-	conns  map[*conn]struct{}
-	closed bool
-	wg     sync.WaitGroup // reader goroutines
+	mu       sync.Mutex
+	pools    map[string]*pool // by socket address
+	conns    map[*conn]struct{}
+	closed   bool
+	checking bool           // the acknowledgement checker runs
+	stop     chan struct{}  // closed by Close: the checker returns
+	wg       sync.WaitGroup // reader goroutines and the acknowledgement checker
 
-	// waiters recycles waiters (with their channel and timer) that completed normally.
+	// waiters recycles waiters (with their channel) whose result was received after they left
+	// their connection's queue (see waiter).
 	waiters sync.Pool
 }
 
@@ -85,6 +95,7 @@ func NewClient(opts ClientOptions) *Client {
 		log:            opts.Logger,
 		pools:          make(map[string]*pool),
 		conns:          make(map[*conn]struct{}),
+		stop:           make(chan struct{}),
 	}
 	if c.connectTimeout <= 0 {
 		c.connectTimeout = DefaultConnectTimeout
@@ -146,12 +157,14 @@ func (c *Client) Send(ctx context.Context, address string, frame []byte, meta pl
 }
 
 // Close closes every pooled connection, fails the requests waiting on them with CodeClosed and
-// waits for the connections' reader goroutines. It is idempotent.
+// waits for the connections' reader goroutines and the acknowledgement checker. It is
+// idempotent.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	var conns []*conn
 	if !c.closed {
 		c.closed = true
+		close(c.stop)
 		for cn := range c.conns {
 			conns = append(conns, cn)
 		}
@@ -367,9 +380,53 @@ func (c *Client) dial(ctx context.Context, p *pool) (*conn, error) {
 	}
 	c.conns[cn] = struct{}{}
 	c.wg.Add(1)
+	if !c.checking {
+		c.checking = true
+		c.wg.Add(1)
+		go c.checkAcks()
+	}
 	c.mu.Unlock()
 	go cn.readLoop()
 	return cn, nil
+}
+
+// ackTick is how often the acknowledgement checker looks for overdue requests.
+func ackTick(timeout time.Duration) time.Duration {
+	return min(max(timeout/8, ackTickMin), ackTickMax)
+}
+
+// checkAcks is the Client's acknowledgement checker: one goroutine and one ticker for every
+// request in flight, where a timer per request cost a timer-heap update (under the P's timer
+// lock) twice per request. It runs while the Client has connections, and returns when the
+// last one ended (dial starts it again) or when Close is called.
+func (c *Client) checkAcks() {
+	defer c.wg.Done()
+	t := time.NewTicker(ackTick(c.requestTimeout))
+	defer t.Stop()
+	var conns []*conn
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			now := time.Now() // the tick's own time is stale when this goroutine ran late
+			c.mu.Lock()
+			if len(c.conns) == 0 {
+				c.checking = false
+				c.mu.Unlock()
+				return
+			}
+			for cn := range c.conns {
+				conns = append(conns, cn)
+			}
+			c.mu.Unlock()
+			for _, cn := range conns {
+				cn.expire(now)
+			}
+			clear(conns) // keep no ended connection reachable until the next tick
+			conns = conns[:0]
+		}
+	}
 }
 
 // remove takes cn out of its pool and forgets the pool when it is left empty.
@@ -403,25 +460,43 @@ func (c *Client) forgetIfEmpty(p *pool) bool {
 }
 
 // waiter is one request awaiting its reply on a connection.
+//
+// Invariants (state under conn.mu): a waiter gets at most one result, sent on ch by whoever sets
+// sent (the reader for the reply, shutdown for the connection's end, the acknowledgement
+// checker for a timeout), and only while neither sent nor abandoned is set. It stays in the
+// FIFO until its reply is read (or the connection ends), whatever its state, so replies keep
+// matching their requests. The reader and shutdown send only when taking the waiter out of the
+// FIFO and never touch it afterwards, so its receiver may recycle it. The checker sends while
+// the waiter is still queued and sets expired first: its receiver must then not recycle it (the
+// reader will still look at it), and the garbage collector takes it instead. An abandoned
+// waiter is never recycled either. So a waiter in the pool is referenced by nobody else.
 type waiter struct {
-	ch    chan error  // capacity 1: the reader never blocks delivering
-	timer *time.Timer // the acknowledgement timeout, reused with the waiter
+	ch chan error // capacity 1: a result is delivered without blocking
+	// expired is written before the checker's send on ch and read by the receiver after the
+	// receive, which the channel orders: no lock needed.
+	expired bool
 	// guarded by conn.mu
-	done      bool // the result was decided (sent on ch unless abandoned)
-	abandoned bool // the sender stopped waiting; the reply will be consumed and dropped
+	deadline  time.Time // acknowledgement deadline; zero until the request is written
+	sent      bool      // a result was put on ch
+	abandoned bool      // the sender stopped waiting (ctx); the reply will be consumed and dropped
 }
 
 func (c *Client) newWaiter() *waiter {
 	if w, ok := c.waiters.Get().(*waiter); ok {
-		w.done, w.abandoned = false, false
+		w.expired, w.deadline, w.sent, w.abandoned = false, time.Time{}, false, false
 		return w
 	}
 	return &waiter{ch: make(chan error, 1)}
 }
 
-// recycle returns w to the pool. Only a waiter whose result was received may be recycled: an
-// abandoned one is still referenced by the connection's queue.
-func (c *Client) recycle(w *waiter) { c.waiters.Put(w) }
+// received hands back the result w's sender received, recycling w unless the checker failed it
+// while it was still queued (see waiter).
+func (c *Client) received(w *waiter, res error) error {
+	if !w.expired {
+		c.waiters.Put(w)
+	}
+	return res
+}
 
 // conn is one pooled, pipelined connection. Senders append their encoded request and a waiter
 // under mu, so the waiter FIFO is in wire order; the first sender to find no write in progress
@@ -435,13 +510,17 @@ type conn struct {
 	n        atomic.Int32 // queued waiters, abandoned included: the connection's load
 	unusable atomic.Bool  // broken or retired: pick skips it
 
+	// wdl is the write deadline last set; only the sender that is writing uses it (writing,
+	// under mu, hands it from one to the next).
+	wdl time.Time
+
 	mu      sync.Mutex
 	wbuf    []byte // requests not yet written
 	spare   []byte
 	writing bool
 	q       []*waiter // FIFO from qhead
 	qhead   int
-	live    int   // queued waiters not abandoned
+	live    int   // queued waiters still awaiting a result (neither sent nor abandoned)
 	err     error // set once: what queued and later requests fail with
 	retired bool  // an acknowledgement timed out: no new requests; close when live reaches 0
 }
@@ -488,8 +567,12 @@ func (cn *conn) flushLocked() {
 	for len(cn.wbuf) > 0 && cn.err == nil {
 		out := cn.wbuf
 		cn.wbuf, cn.spare = cn.spare[:0], nil
+		cn.stampLocked()
 		cn.mu.Unlock()
-		_ = cn.nc.SetWriteDeadline(time.Now().Add(cn.cl.requestTimeout))
+		// A peer that stops reading blocks the write: bound it by about requestTimeout, moving
+		// the deadline only when it drifted (a timer update per write cost as much as the ack
+		// timer per request).
+		cn.wdl = refreshDeadline(cn.wdl, cn.cl.requestTimeout, cn.nc.SetWriteDeadline)
 		_, err := cn.nc.Write(out)
 		cn.mu.Lock()
 		if cap(out) <= maxRetainWrite {
@@ -501,6 +584,19 @@ func (cn *conn) flushLocked() {
 	}
 	if cn.err != nil {
 		cn.wbuf = nil
+	}
+}
+
+// stampLocked sets the acknowledgement deadline of the requests about to be written: the
+// queue's unstamped tail, as enqueue appends a request and its waiter together. One clock read
+// per batch, in queue order, so deadlines never decrease along the queue.
+func (cn *conn) stampLocked() {
+	var deadline time.Time
+	for i := len(cn.q) - 1; i >= cn.qhead && cn.q[i].deadline.IsZero(); i-- {
+		if deadline.IsZero() {
+			deadline = time.Now().Add(cn.cl.requestTimeout)
+		}
+		cn.q[i].deadline = deadline
 	}
 }
 
@@ -521,48 +617,75 @@ func (cn *conn) fail(err error) {
 	cn.mu.Unlock()
 }
 
-// wait blocks until w's reply, the acknowledgement timeout or ctx's end.
+// wait blocks until w's result (its reply, the connection's end or the acknowledgement
+// checker's timeout) or ctx's end.
 func (cn *conn) wait(ctx context.Context, w *waiter) error {
-	timeout := cn.cl.requestTimeout
-	if w.timer == nil {
-		w.timer = time.NewTimer(timeout)
-	} else {
-		w.timer.Reset(timeout)
+	done := ctx.Done()
+	if done == nil {
+		return cn.cl.received(w, <-w.ch)
 	}
 	select {
-	case err := <-w.ch:
-		w.timer.Stop()
-		cn.cl.recycle(w)
-		return err
-	case <-w.timer.C:
-		return cn.abandon(w, true, &plane.Error{Plane: plane.NameTCP, Code: plane.CodeAckTimeout,
-			Err: fmt.Errorf("no acknowledgement from %s within %v", cn.p.addr, timeout)})
-	case <-ctx.Done():
-		w.timer.Stop()
-		return cn.abandon(w, false, contextError(ctx.Err()))
+	case res := <-w.ch:
+		return cn.cl.received(w, res)
+	case <-done:
+		return cn.abandon(w, contextError(ctx.Err()))
 	}
 }
 
-// abandon gives up on w, keeping its slot so the reply stream stays in sync. After an
-// acknowledgement timeout the connection is retired: the server is stuck or slow on it, and
-// every request queued behind would wait as long. A retired connection takes no new requests
-// (the pool opens a replacement) and is closed once nobody waits on it any more.
-func (cn *conn) abandon(w *waiter, timedOut bool, err error) error {
+// abandon gives up on w after ctx ended, keeping its slot so the reply stream stays in sync.
+func (cn *conn) abandon(w *waiter, err error) error {
 	cn.mu.Lock()
-	if w.done {
+	if w.sent {
 		cn.mu.Unlock()
-		res := <-w.ch // the reply won the race
-		cn.cl.recycle(w)
-		return res
+		return cn.cl.received(w, <-w.ch) // the result won the race
 	}
 	w.abandoned = true
 	cn.live--
-	retire := timedOut && !cn.retired
+	if cn.retired && cn.live == 0 {
+		cn.breakLocked(errRetired)
+	}
+	cn.mu.Unlock()
+	return err
+}
+
+// expire fails the requests whose acknowledgement deadline is not after now with
+// CodeAckTimeout and retires the connection. Replies come in order, so once the oldest request
+// awaiting one is overdue the server is stuck or slow on this connection, and every request
+// queued behind would wait as long: a retired connection takes no new requests (the pool opens
+// a replacement) and is closed once nobody waits on it any more. The failed requests keep
+// their slots so the replies still to come stay in sync.
+func (cn *conn) expire(now time.Time) {
+	cn.mu.Lock()
+	if cn.err != nil { // ending: shutdown fails the queue
+		cn.mu.Unlock()
+		return
+	}
+	failed := false
+	for _, w := range cn.q[cn.qhead:] {
+		if w.sent || w.abandoned {
+			continue
+		}
+		// Unstamped (not yet written) or not yet due; deadlines do not decrease along the
+		// queue, so neither is any waiter behind it.
+		if w.deadline.IsZero() || now.Before(w.deadline) {
+			break
+		}
+		w.expired, w.sent = true, true
+		cn.live--
+		failed = true
+		w.ch <- &plane.Error{Plane: plane.NameTCP, Code: plane.CodeAckTimeout,
+			Err: fmt.Errorf("no acknowledgement from %s within %v", cn.p.addr, cn.cl.requestTimeout)}
+	}
+	if !failed {
+		cn.mu.Unlock()
+		return
+	}
+	retire := !cn.retired
 	if retire {
 		cn.retired = true
 		cn.unusable.Store(true)
 	}
-	if cn.retired && cn.live == 0 {
+	if cn.live == 0 {
 		cn.breakLocked(errRetired)
 	}
 	cn.mu.Unlock()
@@ -570,7 +693,6 @@ func (cn *conn) abandon(w *waiter, timedOut bool, err error) error {
 		cn.cl.log.Debug("tcp request plane: retiring connection after an acknowledgement timeout", "addr", cn.p.addr)
 		cn.cl.remove(cn)
 	}
-	return err
 }
 
 // readLoop matches replies to waiters in order until the connection ends, then fails whoever
@@ -604,10 +726,10 @@ func (cn *conn) readLoop() {
 		cn.qhead++
 		cn.compactLocked()
 		cn.n.Add(-1)
-		w.done = true
-		if !w.abandoned {
+		if !w.sent && !w.abandoned {
+			w.sent = true
 			cn.live--
-			w.ch <- res
+			w.ch <- res // w is out of the FIFO: its receiver may recycle it
 		}
 		if cn.retired && cn.live == 0 {
 			end = errRetired
@@ -636,9 +758,9 @@ func (cn *conn) shutdown(err error) {
 	cn.mu.Lock()
 	cn.breakLocked(err)
 	for _, w := range cn.q[cn.qhead:] {
-		w.done = true
-		if !w.abandoned {
-			w.ch <- cn.err
+		if !w.sent && !w.abandoned {
+			w.sent = true
+			w.ch <- cn.err // the FIFO is dropped below and w not touched again
 		}
 	}
 	clear(cn.q)

@@ -14,5 +14,6 @@
 // replies come back in request order; both sides depend on that.
 //
 // The Server owns one goroutine per connection plus its accept loop; the Client owns one reader
-// goroutine per pooled connection. Close on either stops and waits for all of them.
+// goroutine per pooled connection and, while it has connections, one acknowledgement checker
+// that fails overdue requests. Close on either stops and waits for all of them.
 package tcp
