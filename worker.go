@@ -177,17 +177,21 @@ func (rt *Runtime) startWorker(ctx context.Context, first EndpointID, h Handler)
 	w.mu.Unlock()
 	w.log.Info("serving endpoint", "endpoint", first.String(), "instance", InstanceID(w.registrar.InstanceID()).String())
 
+	w.reaper, w.reaped = make(chan struct{}), make(chan struct{})
+	go w.reap() // owned by the worker: its drain stops it
+
 	rt.mu.Lock()
-	defer rt.mu.Unlock()
 	if rt.closed {
-		_ = w.registrar.Close()
-		w.closeServers()
-		w.mux.Close()
+		rt.mu.Unlock()
+		// Close ran meanwhile and found no worker to shut down. Requests may have come in
+		// since the registration: this worker drains itself, as Close would have.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultShutdownTimeout)
+		defer cancel()
+		_ = w.shutdown(dctx)
 		return closedError()
 	}
-	w.reaper, w.reaped = make(chan struct{}), make(chan struct{})
-	go w.reap() // owned by the worker: drain stops it
 	rt.worker = w
+	rt.mu.Unlock()
 	return nil
 }
 
