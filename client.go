@@ -283,14 +283,15 @@ func applyCallOptions(opts []CallOption) callOptions {
 	return o
 }
 
-// requestMeta returns the metadata sent beside the request: the caller's request id and, when
+// requestMeta returns the metadata sent beside the request: its control id (id), the caller's
+// request id and, when
 // ctx carries a span, its trace context. The propagator takes a pointer that escapes, so only
 // a traced call pays for a Meta on the heap.
-func (c *Client) requestMeta(ctx context.Context, requestID string) plane.Meta {
+func (c *Client) requestMeta(ctx context.Context, id, requestID string) plane.Meta {
 	if !trace.SpanContextFromContext(ctx).IsValid() {
-		return plane.Meta{RequestID: requestID}
+		return plane.Meta{RequestID: requestID, ID: id}
 	}
-	m := &plane.Meta{RequestID: requestID}
+	m := &plane.Meta{RequestID: requestID, ID: id}
 	c.rt.tracer.Inject(ctx, m)
 	return *m
 }
@@ -307,7 +308,7 @@ func (c *Client) generate(ctx context.Context, span trace.Span, start time.Time,
 	if err != nil {
 		return nil, err
 	}
-	meta := c.requestMeta(ctx, o.requestID)
+	meta := c.requestMeta(ctx, id, o.requestID)
 	recording := span.IsRecording()
 	max := c.rt.cfg.TCP.MaxMessageSize
 	callHome := c.rt.metrics.CallHomeOpen

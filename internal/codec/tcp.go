@@ -387,6 +387,15 @@ func HeaderValue(b []byte, at int) string {
 	return v
 }
 
+// HeaderValueOr is HeaderValue, but returns s itself, without a copy, when the value is
+// written exactly as s: a worker reads request ids equal to the control id it already has.
+func HeaderValueOr(b []byte, at int, s string) string {
+	if at > 0 && s != "" && len(b) > at+len(s)+1 && b[at] == '"' && b[at+1+len(s)] == '"' && string(b[at+1:at+1+len(s)]) == s {
+		return s
+	}
+	return HeaderValue(b, at)
+}
+
 // findHeaders records the keys' values in at and reports whether b is valid.
 func findHeaders(b []byte, keys []string, at []int) bool {
 	i := skipSpace(b, 0)

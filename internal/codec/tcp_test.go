@@ -160,6 +160,11 @@ func TestFindHeaders(t *testing.T) {
 			if got := HeaderValue([]byte(tt.in), at[i]); got != want[k] {
 				t.Errorf("FindHeaders(%q)[%q] = %q, want %q", tt.in, k, got, want[k])
 			}
+			for _, s := range []string{want[k], want[k] + "x", "1"} {
+				if got := HeaderValueOr([]byte(tt.in), at[i], s); got != want[k] {
+					t.Errorf("HeaderValueOr(%q, %q, %q) = %q, want %q", tt.in, k, s, got, want[k])
+				}
+			}
 		}
 	}
 }

@@ -16,6 +16,18 @@ type Meta struct {
 	RequestID   string
 	TraceParent string
 	TraceState  string
+	// ID is the frame's control id when the sender knows it, which spares a plane client the
+	// parse (and the copy) of FrameID. Receiving planes leave it empty.
+	ID string
+}
+
+// FrameID returns the control id of the request frame sent with m: m.ID when set, else
+// ControlID(frame).
+func (m Meta) FrameID(frame []byte) (string, error) {
+	if m.ID != "" {
+		return m.ID, nil
+	}
+	return ControlID(frame)
 }
 
 // Headers calls set for every header a requester sends (spec §5.1): traceparent/tracestate

@@ -133,7 +133,7 @@ func (c *Client) Send(ctx context.Context, address string, frame []byte, meta pl
 		err := tooLarge(uint64(len(frame)), c.opts.MaxMessageSize)
 		return &plane.Error{Plane: plane.NameHTTP, Code: plane.CodeTooLarge, Text: err.Error(), Err: err}
 	}
-	id, err := plane.ControlID(frame)
+	id, err := meta.FrameID(frame)
 	if err != nil {
 		return &plane.Error{Plane: plane.NameHTTP, Code: plane.CodeBadRequest, Text: err.Error(), Err: err}
 	}

@@ -177,7 +177,7 @@ func (c *Client) Send(ctx context.Context, subject string, frame []byte, meta pl
 		return tooLargeError(len(frame), maxPayload)
 	}
 	msg := &natsgo.Msg{Subject: subject, Data: frame, Header: make(natsgo.Header, 4)}
-	meta.Headers(controlID(frame), func(k, v string) {
+	meta.Headers(controlID(frame, meta), func(k, v string) {
 		if v != "" {
 			msg.Header.Set(k, v)
 		}
@@ -196,8 +196,8 @@ func (c *Client) Send(ctx context.Context, subject string, frame []byte, meta pl
 
 // controlID is the frame's control id for the request-id headers, "" when it has none (the
 // worker will refuse the frame, and say why).
-func controlID(frame []byte) string {
-	id, _ := plane.ControlID(frame)
+func controlID(frame []byte, meta plane.Meta) string {
+	id, _ := meta.FrameID(frame)
 	return id
 }
 

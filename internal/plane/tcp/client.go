@@ -229,7 +229,7 @@ func replyError(data []byte) *plane.Error {
 // id to dst, sorted by key as the envelope writes them: a map per request would cost two
 // allocations.
 func requestHeaders(dst []codec.Header, frame []byte, meta plane.Meta) []codec.Header {
-	meta.Headers(controlID(frame), func(k, v string) {
+	meta.Headers(controlID(frame, meta), func(k, v string) {
 		if v == "" {
 			return
 		}
@@ -247,8 +247,8 @@ func requestHeaders(dst []codec.Header, frame []byte, meta plane.Meta) []codec.H
 
 // controlID is the frame's control id for the request-id headers, "" when it has none (the
 // worker will refuse the frame, and say why).
-func controlID(frame []byte) string {
-	id, _ := plane.ControlID(frame)
+func controlID(frame []byte, meta plane.Meta) string {
+	id, _ := meta.FrameID(frame)
 	return id
 }
 

@@ -139,8 +139,12 @@ func TestControlID(t *testing.T) {
 		{"not json", []byte(strings.Repeat("\x00", 24) + "x"), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := controlID(tc.frame); got != tc.want {
+			if got := controlID(tc.frame, plane.Meta{}); got != tc.want {
 				t.Fatalf("controlID = %q, want %q", got, tc.want)
+			}
+			// A sender that knows the id passes it: the frame is not read.
+			if got := controlID(tc.frame, plane.Meta{ID: "known"}); got != "known" {
+				t.Fatalf("controlID with Meta.ID = %q, want %q", got, "known")
 			}
 		})
 	}

@@ -390,7 +390,7 @@ func (s *Server) handle(req *codec.TCPRequest, o *plane.Outcome) string {
 	r.Meta = plane.MetaFromHeaders(func(k string) string {
 		for i, h := range plane.MetaHeaders {
 			if h == k {
-				return codec.HeaderValue(raw, at[i])
+				return codec.HeaderValueOr(raw, at[i], r.Control.ID)
 			}
 		}
 		return ""
