@@ -142,6 +142,29 @@ func BenchmarkParseMuxRequestControl(b *testing.B) {
 	}
 }
 
+// BenchmarkParseString is the JSON string decoder alone: a plain value, and the call-home info
+// as the request header carries it (a JSON document in a string, full of \" escapes).
+func BenchmarkParseString(b *testing.B) {
+	inputs := []struct {
+		name string
+		lit  []byte
+	}{
+		{"plain", AppendString(nil, v6ID)},
+		{"escaped-info", AppendString(nil, string(AppendMuxCallHomeInfo(nil, muxInfo())))},
+	}
+	for _, in := range inputs {
+		b.Run(in.name, func(b *testing.B) {
+			b.SetBytes(int64(len(in.lit)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, ok := parseString(in.lit, 0); !ok {
+					b.Fatal("not a string")
+				}
+			}
+		})
+	}
+}
+
 func BenchmarkAppendStreamItem(b *testing.B) {
 	buf := make([]byte, 0, 256)
 	b.ReportAllocs()

@@ -165,7 +165,10 @@ type wireCallHome struct {
 // CallHome parses c.Info, the call-home document. It checks only its shape; Validate checks
 // its values.
 func (c RequestControl) CallHome() (CallHomeInfo, error) {
-	if info, ok := parseCallHomeFast([]byte(c.Info)); ok {
+	// The info usually fits the stack buffer, and its values, which need no unescaping as a
+	// rule, are returned as substrings of c.Info: no allocation.
+	var buf [512]byte
+	if info, ok := parseCallHomeFast(append(buf[:0], c.Info...), c.Info); ok {
 		return info, nil
 	}
 	return parseCallHomeSlow([]byte(c.Info))

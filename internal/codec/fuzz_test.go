@@ -160,6 +160,9 @@ func FuzzReader(f *testing.F) {
 
 func FuzzParseRequestControl(f *testing.F) {
 	f.Add([]byte(v6Header))
+	for _, s := range fastPathSeeds() {
+		f.Add([]byte(s))
+	}
 	f.Add([]byte(`{"id":"a","request_type":"many_in","response_type":"single_out","connection_info":{"transport":"tcp_response_mux_v1","info":"{}"},"payload_codec":"msgpack"}`))
 	f.Add([]byte(`{"id":"a","request_type":"single_in","response_type":"many_out","connection_info":{"transport":"tcp_server","info":"{\"address\":\"fe80::1:1\",\"subject\":\"s\",\"context\":\"a\",\"stream_type\":\"response\"}"}}`))
 	f.Add([]byte(`{"id":1}`))
@@ -470,7 +473,8 @@ func FuzzParseTCPAddress(f *testing.F) {
 // invalid bytes as U+FFFD), equals encoding/json where the two agree by design, and the doubly
 // escaped form used for the call-home info equals escaping twice.
 func FuzzAppendString(f *testing.F) {
-	for _, s := range []string{"", "hello", "<>&", "\"\\\n\x00\x1f\x7f", "é世🎉\u2028", "\xff\xc3"} {
+	for _, s := range []string{"", "hello", "<>&", "\"\\\n\x00\x1f\x7f", "é世🎉\u2028", "\xff\xc3",
+		muxInfoJSON, "x\\\\\\", "\"\xff\"\xc3\\\xe4\xb8", strings.Repeat("a\"b\\c/\n\xff", 100)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -502,7 +506,8 @@ func FuzzAppendString(f *testing.F) {
 }
 
 // FuzzFastPathAgrees checks that whatever the reflection-free fast paths accept, encoding/json
-// decodes to the same values.
+// decodes to the same values, and that what a canonical path accepts, the scan of the same
+// parser reads the same way.
 func FuzzFastPathAgrees(f *testing.F) {
 	f.Add([]byte(v6Header))
 	f.Add([]byte(`{"address":"10.0.0.5:41235","subject":"s","context":"c","stream_type":"response","x":[1,{"a":null}]}`))
@@ -515,24 +520,48 @@ func FuzzFastPathAgrees(f *testing.F) {
 	f.Add([]byte(`{"error":"Generate Error: \"text\" \u00e9\ud800","typed_error":{"code":1},"error":null}`))
 	f.Add([]byte("{\"error\":null,\"error\":\"x\xff\"}"))
 	f.Add([]byte("\t\"sentinel\"\r\n"))
+	for _, s := range fastPathSeeds() {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if fast, ok := parseRequestControlFast(b); ok {
+		// Each parser with a canonical path: what it accepts, the scan accepts with the same
+		// result, and what the scan accepts, encoding/json decodes to the same values.
+		canon, cok := parseRequestControlCanonical(b)
+		scan, sok := parseRequestControlScan(b)
+		if cok && (!sok || scan != canon) {
+			t.Fatalf("request control: canonical %+v, scan %+v %v", canon, scan, sok)
+		}
+		if sok {
 			slow, err := parseRequestControlSlow(b)
-			if err != nil || slow != fast {
-				t.Fatalf("request control: fast %+v, encoding/json %+v %v", fast, slow, err)
+			if err != nil || slow != scan {
+				t.Fatalf("request control: fast %+v, encoding/json %+v %v", scan, slow, err)
 			}
 		}
-		if fast, ok := parseCallHomeFast(b); ok {
-			slow, err := parseCallHomeSlow(b)
-			if err != nil || slow != fast {
-				t.Fatalf("call-home: fast %+v, encoding/json %+v %v", fast, slow, err)
+		// The call-home parsers read b as bytes to copy from, and as the string src they may
+		// return substrings of: both must agree with encoding/json.
+		for _, src := range []string{"", string(b)} {
+			canon, cok := parseCallHomeCanonical(b, src)
+			scan, sok := parseCallHomeScan(b, src)
+			if cok && (!sok || scan != canon) {
+				t.Fatalf("call-home (src %v): canonical %+v, scan %+v %v", src != "", canon, scan, sok)
 			}
-		}
-		for _, id := range []string{"", "3f0c9a52-8d1e-4b7a-9c21-5e6f7a8b9c0d"} {
-			if fast, ok := parseMuxCallHomeFast(b, id); ok {
-				slow, err := parseMuxCallHomeSlow(b)
-				if err != nil || slow != fast {
-					t.Fatalf("mux call-home (id %q): fast %+v, encoding/json %+v %v", id, fast, slow, err)
+			if sok {
+				slow, err := parseCallHomeSlow(b)
+				if err != nil || slow != scan {
+					t.Fatalf("call-home (src %v): fast %+v, encoding/json %+v %v", src != "", scan, slow, err)
+				}
+			}
+			for _, id := range []string{"", "3f0c9a52-8d1e-4b7a-9c21-5e6f7a8b9c0d"} {
+				canon, cok := parseMuxCallHomeCanonical(b, src, id)
+				scan, sok := parseMuxCallHomeScan(b, src, id)
+				if cok && (!sok || scan != canon) {
+					t.Fatalf("mux call-home (src %v, id %q): canonical %+v, scan %+v %v", src != "", id, canon, scan, sok)
+				}
+				if sok {
+					slow, err := parseMuxCallHomeSlow(b)
+					if err != nil || slow != scan {
+						t.Fatalf("mux call-home (src %v, id %q): fast %+v, encoding/json %+v %v", src != "", id, scan, slow, err)
+					}
 				}
 			}
 		}
@@ -555,6 +584,34 @@ func FuzzFastPathAgrees(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fastPathSeeds are request headers and call-home documents for the string decoder's and the
+// canonical parsers' paths: canonical layouts, each escape kind inside the doubly encoded info,
+// \u escapes and surrogates, invalid UTF-8 inside escaped strings, a value ending in a run of
+// backslashes, and strings longer than the parsers' stack buffers (256 and 512 bytes).
+func fastPathSeeds() []string {
+	long := strings.Repeat(`ab\"cd`, 100) // 600 bytes of literal, 500 decoded
+	head := `{"id":"3f0c9a52-8d1e-4b7a-9c21-5e6f7a8b9c0d","request_type":"single_in","response_type":"many_out","connection_info":{"transport":`
+	return []string{
+		muxHeaderJSON,
+		muxInfoJSON,
+		string(AppendCallHomeInfo(nil, v6Info)),
+		head + `"tcp_response_mux_v1","info":"{\"address\":\"[::1]:7\",\"frontend_server_id\":\"9A1B2C3D-4E5F-4A6B-8C7D-0E1F2A3B4C5D\",\"stream_id\":\"0b7e4c1a-2f3d-4e5f-8a9b-c0d1e2f3a4b5\",\"context\":\"a\\\"\\\\\\/\\b\\f\\n\\r\\t\",\"version\":1}"}}`,
+		head + `"tcp_server","info":"\"\\\/\b\f\n\r\t\u0041\u00e9\uD83D\uDE00\ud800\udc00x\ud800\u0041"}}`,
+		head + "\"tcp_server\",\"info\":\"\\\"\xff\\\"\xc3\\n\xe4\xb8\\u00e9\xef\xbf\xbd\"}}",
+		head + `"tcp_server","info":"x\\\\\\"}}`,
+		head + `"tcp_server","info":"x\\\\\\\"}}`,
+		head + `"tcp_server","info":"` + long + `"}}`,
+		`{"id":"` + long + `","request_type":"single_in","response_type":"many_out","connection_info":{"transport":"tcp_server","info":"` + long + `"}}`,
+		head + `"tcp_server","info":"i"} }`,
+		head + `"tcp_server","info":"i"}}` + " \n",
+		`{"id":"a","request_type":"single_in","response_type":"many_out","connection_info":{"transport":"tcp_server","info":"i"},"payload_codec":"json"}`,
+		`{"address":"10.0.0.5:41235","frontend_server_id":"9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d","stream_id":"0b7e4c1a-2f3d-4e5f-8a9b-c0d1e2f3a4b5","context":"3f0c9a52-8d1e-4b7a-9c21-5e6f7a8b9c0d","version":01}`,
+		`{"address":"\u0031\u0030.0.0.5:1","frontend_server_id":"9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d","stream_id":"0b7e4c1a-2f3d-4e5f-8a9b-c0d1e2f3a4b5","context":"3f0c9a52-8d1e-4b7a-9c21-5e6f7a8b9c0\u0064","version":1}`,
+		`{"address":"` + long + `","subject":"\ud83d\ude00","context":"\"","stream_type":"response"}`,
+		"{\"address\":\"\xff\",\"subject\":\"s\",\"context\":\"\\\\\",\"stream_type\":\"response\"}",
+	}
 }
 
 // FuzzValidJSON checks ValidJSON against encoding/json.Valid on b, and on b nested depth
@@ -620,6 +677,20 @@ func TestFastPathsTaken(t *testing.T) {
 		{"control spaced sentinel", controlFast, " \"sentinel\"\r\n", true},
 		{"control escaped", controlFast, `"\u006bill"`, false},
 		{"control unknown", controlFast, `"pause"`, false},
+		{"request V6 canonical", requestCanonical, v6Header, true},
+		{"request mux canonical", requestCanonical, muxHeaderJSON, true},
+		{"request spaced", requestCanonical, strings.Replace(v6Header, `:"single_in"`, `: "single_in"`, 1), false},
+		{"request spaced, scanned", requestFast, strings.Replace(v6Header, `:"single_in"`, `: "single_in"`, 1), true},
+		{"request payload_codec", requestCanonical, strings.Replace(v6Header, `}}`, `},"payload_codec":"json"}`, 1), false},
+		{"request payload_codec, scanned", requestFast, strings.Replace(v6Header, `}}`, `},"payload_codec":"json"}`, 1), true},
+		{"request many_in, scanned", requestFast, strings.Replace(v6Header, `single_in`, `many_in`, 1), true},
+		{"request unknown transport, scanned", requestFast, strings.Replace(v6Header, `tcp_server`, `nats`, 1), true},
+		{"mux info canonical", muxCanonical, muxInfoJSON, true},
+		{"mux info escaped context", muxCanonical, strings.Replace(muxInfoJSON, `"context":"3`, `"context":"\u0033`, 1), true},
+		{"mux info extra member", muxCanonical, strings.Replace(muxInfoJSON, `}`, `,"x":1}`, 1), false},
+		{"mux info extra member, scanned", muxFast, strings.Replace(muxInfoJSON, `}`, `,"x":1}`, 1), true},
+		{"call-home V6 canonical", callHomeCanonical, string(AppendCallHomeInfo(nil, v6Info)), true},
+		{"call-home reordered", callHomeCanonical, `{"subject":"s","address":"a","context":"c","stream_type":"response"}`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -638,6 +709,55 @@ func TestFastPathsTaken(t *testing.T) {
 	}
 }
 
+// TestParseAllocations pins what a worker allocates per request header: one string for the id
+// and the info together; the call-home values are the info's substrings.
+func TestParseAllocations(t *testing.T) {
+	classic, mux := []byte(v6Header), []byte(muxHeaderJSON)
+	v6InfoJSON := string(AppendCallHomeInfo(nil, v6Info))
+	tests := []struct {
+		name string
+		fn   func()
+		want float64
+	}{
+		{"ParseRequestControl", func() { _, _ = ParseRequestControl(classic) }, 1},
+		{"ParseRequestControl mux", func() { _, _ = ParseRequestControl(mux) }, 1},
+		{"ParseRequestControl + Validate", func() {
+			rc, _ := ParseRequestControl(classic)
+			_, _ = rc.Validate()
+		}, 1},
+		{"ParseRequestControl + ValidateMux", func() {
+			rc, _ := ParseRequestControl(mux)
+			_, _ = rc.ValidateMux()
+		}, 1},
+		{"CallHome", func() { _, _ = RequestControl{Info: v6InfoJSON}.CallHome() }, 0},
+		{"MuxCallHome", func() { _, _ = RequestControl{ID: v6ID, Info: muxInfoJSON}.MuxCallHome() }, 0},
+	}
+	for _, tt := range tests {
+		if n := testing.AllocsPerRun(100, tt.fn); n != tt.want {
+			t.Errorf("%s: %v allocations, want %v", tt.name, n, tt.want)
+		}
+	}
+	// The values are right, and independent of the input buffer, which the reader reuses.
+	buf := bytes.Clone(mux)
+	rc, err := ParseRequestControl(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(buf)
+	info, err := rc.ValidateMux()
+	if err != nil || rc.ID != v6ID || rc.Info != muxInfoJSON || info != muxInfo() {
+		t.Fatalf("after clearing the input: %+v, %+v, %v", rc, info, err)
+	}
+}
+
+func requestCanonical(b []byte) bool { _, ok := parseRequestControlCanonical(b); return ok }
+func requestFast(b []byte) bool      { _, ok := parseRequestControlFast(b); return ok }
+func muxCanonical(b []byte) bool     { _, ok := parseMuxCallHomeCanonical(b, string(b), v6ID); return ok }
+func muxFast(b []byte) bool          { _, ok := parseMuxCallHomeFast(b, "", ""); return ok }
+func callHomeCanonical(b []byte) bool {
+	_, ok := parseCallHomeCanonical(b, "")
+	return ok
+}
 func handshakeFast(b []byte) bool { _, ok := parseHandshakeFast(b); return ok }
 func prologueFast(b []byte) bool  { _, ok := parsePrologueFast(b); return ok }
 func controlFast(b []byte) bool   { _, ok := parseControlFast(b); return ok }

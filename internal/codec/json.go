@@ -2,8 +2,9 @@ package codec
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
-	"strings"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -124,84 +125,197 @@ func skipSpace(b []byte, i int) int {
 // after its closing quote. Like encoding/json, invalid UTF-8 and lone surrogates decode to
 // U+FFFD; raw control characters and bad escapes are errors.
 func parseString(b []byte, i int) (string, int, bool) {
+	return parseStringIn(b, "", i)
+}
+
+// parseStringIn is parseString for b whose bytes are also the immutable string src (or src
+// empty): a literal that decodes to itself, as nearly every one does, is returned as a
+// substring of src rather than a copy.
+func parseStringIn(b []byte, src string, i int) (string, int, bool) {
 	if i >= len(b) || b[i] != '"' {
 		return "", 0, false
 	}
 	start := i + 1
-	// Fast path: no escapes, valid UTF-8.
-	for j := start; j < len(b); j++ {
-		c := b[j]
-		if c == '"' {
-			if utf8.Valid(b[start:j]) {
-				return string(b[start:j]), j + 1, true
-			}
-			break
+	j := stringRun(b, start)
+	if j < len(b) && b[j] == '"' {
+		if len(src) == len(b) {
+			return src[start:j], j + 1, true
 		}
-		if c == '\\' || c < 0x20 {
-			break
+		return string(b[start:j]), j + 1, true
+	}
+	// Escapes, invalid UTF-8 or an error: decode the rest in one pass into a stack buffer,
+	// then copy it once. A literal too long for the buffer gets one of its size instead of a
+	// few growing ones.
+	var stack [256]byte
+	buf := stack[:0]
+	if len(b)-start > len(stack) {
+		end, ok := skipString(b, i)
+		if !ok {
+			return "", 0, false
+		}
+		if end-start > len(stack) {
+			buf = make([]byte, 0, end-start)
 		}
 	}
-	// Validate and find the end first, so the result is allocated once and unescaped runs are
-	// copied whole.
-	end, ok := skipString(b, i)
+	out, end, ok := appendStringBody(append(buf, b[start:j]...), b, j)
 	if !ok {
 		return "", 0, false
 	}
-	raw := b[start : end-1]
-	var sb strings.Builder
-	sb.Grow(len(raw))
-	run := 0
-	for j := 0; j < len(raw); {
-		c := raw[j]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRune(raw[j:])
-			if r == utf8.RuneError && size == 1 {
-				sb.Write(raw[run:j])
-				sb.WriteRune(utf8.RuneError)
-				run = j + 1
+	return string(out), end, true
+}
+
+// appendStringBody decodes the body of a string literal from b[i] (inside it, after its
+// opening quote), appends the decoded text to dst, and returns it and the index after the
+// closing quote. It validates as it goes, as skipString does: control characters must be
+// escaped and escapes must be valid. ok is false for an invalid or unterminated literal. It
+// may write into dst's spare capacity beyond the text it appends.
+func appendStringBody(dst, b []byte, i int) (_ []byte, end int, ok bool) {
+	for {
+		// The common text, ASCII with \" \\ \/ escapes (the call-home info inside the request
+		// header is full of \"), is copied a word at a time while dst has room for a whole
+		// word past its end: each word is stored whole where its text goes, and only the
+		// count of its plain bytes is kept. (Decoding all the escapes of a word from one load
+		// was tried: the chain from one escape to the next is no shorter, and it was slower.)
+		d, n := dst[:cap(dst)], len(dst)
+		// (The bounds in the loop's condition, as written, let the compiler drop the checks
+		// in its body.)
+		for i >= 0 && n >= 0 && i <= len(b)-8 && n <= len(d)-8 {
+			x := binary.LittleEndian.Uint64(b[i : i+8])
+			binary.LittleEndian.PutUint64(d[n:n+8], x)
+			m := swarSpecial(x)
+			if m == 0 {
+				i, n = i+8, n+8
+				continue
 			}
-			j += size
-			continue
-		}
-		if c != '\\' {
-			j++
-			continue
-		}
-		sb.Write(raw[run:j])
-		esc := raw[j+1] // skipString guarantees a valid escape
-		j += 2
-		switch esc {
-		case 'b':
-			sb.WriteByte('\b')
-		case 'f':
-			sb.WriteByte('\f')
-		case 'n':
-			sb.WriteByte('\n')
-		case 'r':
-			sb.WriteByte('\r')
-		case 't':
-			sb.WriteByte('\t')
-		case 'u':
-			r, _ := hex4(raw, j)
-			j += 4
-			if utf16.IsSurrogate(r) {
-				// A valid pair is \uD8xx\uDCxx; anything else is a lone surrogate.
-				r2, ok := hex4(raw, j+2)
-				if dec := utf16.DecodeRune(r, r2); ok && raw[j] == '\\' && raw[j+1] == 'u' && dec != utf8.RuneError {
-					r = dec
-					j += 6
-				} else {
-					r = utf8.RuneError
+			k := bits.TrailingZeros64(m) >> 3
+			w := x >> (8 * k) // the special byte, then what follows it in the word
+			i, n = i+k, n+k
+			if c := byte(w); c == '"' {
+				return d[:n], i + 1, true
+			} else if c != '\\' {
+				break
+			}
+			e := byte(w >> 8)
+			if k == 7 { // the escape goes on in the next word
+				if i+1 >= len(b) {
+					break
 				}
+				e = b[i+1]
 			}
-			sb.WriteRune(r)
-		default: // '"', '\\', '/'
-			sb.WriteByte(esc)
+			if e != '"' && e != '\\' && e != '/' {
+				break
+			}
+			d[n] = e
+			i, n = i+2, n+1
 		}
-		run = j
+		dst = d[:n]
+		// Anything else, one run or one special at a time.
+		j := stringRun(b, i)
+		dst = append(dst, b[i:j]...)
+		if j >= len(b) {
+			return dst, 0, false
+		}
+		switch c := b[j]; {
+		case c == '"':
+			return dst, j + 1, true
+		case c == '\\':
+			if dst, i, ok = appendUnescaped(dst, b, j); !ok {
+				return dst, 0, false
+			}
+		case c < 0x20:
+			return dst, 0, false
+		default: // the first byte of an invalid UTF-8 sequence, which decodes to U+FFFD alone
+			dst = append(dst, "\uFFFD"...)
+			i = j + 1
+		}
 	}
-	sb.Write(raw[run:])
-	return sb.String(), end, true
+}
+
+// appendUnescaped decodes the escape sequence at b[i] ('\\'), appends the text it stands
+// for, and returns the index after it. A surrogate pair written as two \u escapes is one
+// character; any other surrogate decodes to U+FFFD, as in encoding/json.
+func appendUnescaped(dst, b []byte, i int) ([]byte, int, bool) {
+	if i+1 >= len(b) {
+		return dst, 0, false
+	}
+	var c byte
+	switch e := b[i+1]; e {
+	case '"', '\\', '/':
+		c = e
+	case 'b':
+		c = '\b'
+	case 'f':
+		c = '\f'
+	case 'n':
+		c = '\n'
+	case 'r':
+		c = '\r'
+	case 't':
+		c = '\t'
+	case 'u':
+		r, ok := hex4(b, i+2)
+		if !ok {
+			return dst, 0, false
+		}
+		i += 6
+		if utf16.IsSurrogate(r) {
+			// hex4 succeeding means b[i+2:i+6] exists, and so do b[i] and b[i+1].
+			r2, ok := hex4(b, i+2)
+			if dec := utf16.DecodeRune(r, r2); ok && b[i] == '\\' && b[i+1] == 'u' && dec != utf8.RuneError {
+				r = dec
+				i += 6
+			} else {
+				r = utf8.RuneError
+			}
+		}
+		return utf8.AppendRune(dst, r), i, true
+	default:
+		return dst, 0, false
+	}
+	return append(dst, c), i + 2, true
+}
+
+// stringRun returns the index of the first byte at or after i that a string literal's body
+// cannot take as it is: '"', '\\', a control character, or the first byte of an invalid UTF-8
+// sequence; len(b) if there is none.
+func stringRun(b []byte, i int) int {
+	for {
+		if i = asciiRun(b, i); i >= len(b) || b[i] < utf8.RuneSelf {
+			return i
+		}
+		// Non-ASCII: valid UTF-8 is taken as it is, rune by rune (which is how the text
+		// decodes: an invalid byte is replaced alone, and decoding goes on after it).
+		for i < len(b) && b[i] >= utf8.RuneSelf {
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size == 1 {
+				return i
+			}
+			i += size
+		}
+	}
+}
+
+// swarSpecial marks the high bit of each byte of the little-endian word x that is '"', '\\',
+// below 0x20 or at least 0x80. As in scanString, the lowest marked byte is a real one: borrows
+// start only at real ones and mark only bytes above them.
+func swarSpecial(x uint64) uint64 {
+	return ((x - 0x20*swarOnes) | ((x ^ '"'*swarOnes) - swarOnes) | ((x ^ '\\'*swarOnes) - swarOnes) | x) & swarHighs
+}
+
+// asciiRun returns the index of the first byte at or after i that is '"', '\\', a control
+// character or non-ASCII; len(b) if there is none.
+func asciiRun(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		if m := swarSpecial(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c == '"' || c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			return i
+		}
+	}
+	return i
 }
 
 // hex4 decodes the four hex digits at b[i:i+4].

@@ -100,9 +100,10 @@ type wireMuxCallHome struct {
 // ids well-formed); ValidateMux checks the values. Errors are *ControlError.
 func (c RequestControl) MuxCallHome() (MuxCallHomeInfo, error) {
 	// The info usually fits the stack buffer: the fast parser reads it without a heap copy,
-	// and a context equal to the id (as it must be) reuses the id's string.
+	// returns the values that need no unescaping (the address, as a rule) as substrings of
+	// c.Info, and a context equal to the id (as it must be) as the id's string.
 	var buf [512]byte
-	if info, ok := parseMuxCallHomeFast(append(buf[:0], c.Info...), c.ID); ok {
+	if info, ok := parseMuxCallHomeFast(append(buf[:0], c.Info...), c.Info, c.ID); ok {
 		return info, nil
 	}
 	return parseMuxCallHomeSlow([]byte(c.Info))

@@ -123,6 +123,9 @@ func FuzzParseMuxHandshake(f *testing.F) {
 func FuzzParseMuxCallHome(f *testing.F) {
 	f.Add(muxInfoJSON)
 	f.Add(`{"address":"[::1]:1","frontend_server_id":"00000000-0000-0000-0000-000000000000","stream_id":"x","context":"","version":7}`)
+	for _, s := range fastPathSeeds() {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
 		info, err := RequestControl{Transport: TransportTCPResponseMuxV1, Info: s}.MuxCallHome()
 		if err != nil {
