@@ -105,7 +105,8 @@ type Server struct {
 	killFrame  []byte
 	frontendID codec.UUID // this process's frontend_server_id on mux connections
 
-	ids *codec.UUIDGen // draws subjects and stream ids
+	ids       *codec.UUIDGen // draws subjects and stream ids
+	prologues prologueWatch  // acknowledged streams awaiting their prologue
 
 	mu      sync.Mutex
 	state   serverState
@@ -122,8 +123,10 @@ type Server struct {
 
 // NewServer returns a Server configured by opts. It does no I/O; Start binds.
 func NewServer(opts ServerOptions) *Server {
+	opts = opts.withDefaults()
 	return &Server{
-		opts:       opts.withDefaults(),
+		opts:       opts,
+		prologues:  prologueWatch{timeout: opts.PrologueTimeout},
 		stopFrame:  controlFrame(codec.ControlStop),
 		killFrame:  controlFrame(codec.ControlKill),
 		frontendID: codec.UUID(uuid.New()),
@@ -229,6 +232,7 @@ func (s *Server) Close() error {
 	for _, st := range streams {
 		st.terminate(newError(CodeClosed, TextServerClosed, nil), byServer)
 	}
+	s.prologues.stop()
 	// The kills just queued on mux connections go out before the connections close.
 	for _, mc := range muxConns {
 		mc.w.stop(true)

@@ -262,6 +262,36 @@ func TestPrologueTimeout(t *testing.T) {
 			t.Fatalf("worker received %q, want kill", got)
 		}
 	})
+	t.Run("many streams, one watch", func(t *testing.T) {
+		// One timer serves every acknowledged stream: those without a prologue fail in turn,
+		// one whose prologue came lives on, and the watch rearms after it ran empty.
+		srv, _ := newTestServer(t, ServerOptions{PrologueTimeout: 50 * time.Millisecond})
+		a, b, c := srv.Register("a"), srv.Register("b"), srv.Register("c")
+		for _, st := range []*Stream{a, b, c} {
+			defer st.Close()
+			st.Acked()
+		}
+		conn := rawConn(t, srv.Addr())
+		write(t, conn, handshakeFrame(t, b.Info().Subject), hdr(t, `{"error":null}`), dat(t, `{"data":1,"complete_final":false}`))
+		if item, err := b.Recv(ctxFor(t)); err != nil || string(item) != "1" {
+			t.Fatalf("b: Recv = %q, %v", item, err)
+		}
+		for name, st := range map[string]*Stream{"a": a, "c": c} {
+			if _, err := st.Recv(ctxFor(t)); !errors.Is(err, ErrTimeout) {
+				t.Fatalf("%s: Recv = %v, want the prologue timeout", name, err)
+			}
+		}
+		late := srv.Register("late") // acknowledged once the watch ran empty
+		defer late.Close()
+		late.Acked()
+		if _, err := late.Recv(ctxFor(t)); !errors.Is(err, ErrTimeout) {
+			t.Fatalf("late: Recv = %v, want the prologue timeout", err)
+		}
+		write(t, conn, dat(t, `{"complete_final":true}`), hdr(t, `"sentinel"`))
+		if _, err := b.Recv(ctxFor(t)); err != io.EOF {
+			t.Fatalf("b: end = %v", err)
+		}
+	})
 	t.Run("disabled", func(t *testing.T) {
 		srv, _ := newTestServer(t, ServerOptions{PrologueTimeout: -1})
 		st := srv.Register("req-1")

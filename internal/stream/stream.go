@@ -43,8 +43,9 @@ type Stream struct {
 	killSent   bool
 	closed     bool
 	quitClosed bool
-	timer      *time.Timer
-	timerWG    sync.WaitGroup // the prologue timer's callback
+	watched    bool           // added to the server's prologue watch, not yet removed
+	watch      watchLink      // its place there (guarded by the watch's lock)
+	timerWG    sync.WaitGroup // the prologue watch: counts the stream while watched or expiring
 }
 
 func newStream(srv *Server, info codec.CallHomeInfo) *Stream {
@@ -81,15 +82,11 @@ func (s *Stream) Acked() {
 		return
 	}
 	s.acked = true
-	d := s.srv.opts.PrologueTimeout
-	if d < 0 || s.err != nil || s.prologue {
+	if s.srv.opts.PrologueTimeout < 0 || s.err != nil || s.prologue {
 		return
 	}
-	s.timerWG.Add(1)
-	s.timer = time.AfterFunc(d, func() {
-		defer s.timerWG.Done()
-		s.terminate(newError(CodeTimeout, TextPrologueTimeout, nil), byTimeout)
-	})
+	s.watched = true
+	s.srv.prologues.add(s)
 }
 
 // Recv returns the next item: the raw JSON of the item's data (in the spec's V8, an item reads
@@ -255,13 +252,11 @@ func (s *Stream) wait() {
 	}
 }
 
-// stopTimer disarms the prologue timer. s.mu must be held.
+// stopTimer takes the stream out of the prologue watch. s.mu must be held.
 func (s *Stream) stopTimer() {
-	if s.timer != nil {
-		if s.timer.Stop() {
-			s.timerWG.Done()
-		}
-		s.timer = nil
+	if s.watched {
+		s.watched = false
+		s.srv.prologues.remove(s)
 	}
 }
 
