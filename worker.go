@@ -91,11 +91,12 @@ type worker struct {
 	reqCtx     context.Context // parent of every handler's context
 	cancelReqs context.CancelFunc
 
+	reqMem sync.Pool // *plane.Request: the planes decode into them (served.NewRequest)
+
 	// Request goroutines are reused: a fresh goroutine grows its stack on every request, which
 	// costs more than the request's own work. Idle runners wait on a stack, each on a channel of
 	// its own: handing a request over is one channel send, with no select or timer per request,
 	// and the most recently busy runner (warm stack, warm cache) takes the next one.
-	reqMem  sync.Pool // *plane.Request: the planes decode into them (served.NewRequest)
 	runners sync.WaitGroup
 	runMu   sync.Mutex
 	running map[*runner]struct{} // the runners alive, for cancelInflight

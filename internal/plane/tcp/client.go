@@ -567,12 +567,13 @@ func (cn *conn) flushLocked() {
 	for len(cn.wbuf) > 0 && cn.err == nil {
 		out := cn.wbuf
 		cn.wbuf, cn.spare = cn.spare[:0], nil
-		cn.stampLocked()
+		now := time.Now() // one clock read per batch, for its deadlines
+		cn.stampLocked(now)
 		cn.mu.Unlock()
 		// A peer that stops reading blocks the write: bound it by about requestTimeout, moving
 		// the deadline only when it drifted (a timer update per write cost as much as the ack
 		// timer per request).
-		cn.wdl = refreshDeadline(cn.wdl, cn.cl.requestTimeout, cn.nc.SetWriteDeadline)
+		cn.wdl = refreshDeadline(now, cn.wdl, cn.cl.requestTimeout, cn.nc.SetWriteDeadline)
 		_, err := cn.nc.Write(out)
 		cn.mu.Lock()
 		if cap(out) <= maxRetainWrite {
@@ -587,15 +588,12 @@ func (cn *conn) flushLocked() {
 	}
 }
 
-// stampLocked sets the acknowledgement deadline of the requests about to be written: the
-// queue's unstamped tail, as enqueue appends a request and its waiter together. One clock read
-// per batch, in queue order, so deadlines never decrease along the queue.
-func (cn *conn) stampLocked() {
-	var deadline time.Time
+// stampLocked sets the acknowledgement deadline of the requests about to be written at now:
+// the queue's unstamped tail, as enqueue appends a request and its waiter together. Batches
+// are stamped in queue order, so deadlines never decrease along the queue.
+func (cn *conn) stampLocked(now time.Time) {
+	deadline := now.Add(cn.cl.requestTimeout)
 	for i := len(cn.q) - 1; i >= cn.qhead && cn.q[i].deadline.IsZero(); i-- {
-		if deadline.IsZero() {
-			deadline = time.Now().Add(cn.cl.requestTimeout)
-		}
 		cn.q[i].deadline = deadline
 	}
 }

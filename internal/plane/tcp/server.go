@@ -439,14 +439,14 @@ func (c *connIO) read(p []byte) (int, error) {
 		}
 	}
 	if c.idle > 0 {
-		c.rdl = refreshDeadline(c.rdl, c.idle, c.conn.SetReadDeadline)
+		c.rdl = refreshDeadline(time.Now(), c.rdl, c.idle, c.conn.SetReadDeadline)
 	}
 	return c.conn.Read(p)
 }
 
 func (c *connIO) write(p []byte) (int, error) {
 	if c.idle > 0 {
-		c.wdl = refreshDeadline(c.wdl, c.idle, c.conn.SetWriteDeadline)
+		c.wdl = refreshDeadline(time.Now(), c.wdl, c.idle, c.conn.SetWriteDeadline)
 	}
 	return c.conn.Write(p)
 }
@@ -470,8 +470,8 @@ func (c *connIO) linger() {
 
 // refreshDeadline moves a deadline to now+idle, but only when it has drifted by more than a
 // sixteenth of idle: setting it on every call would cost a timer update per read.
-func refreshDeadline(cur time.Time, idle time.Duration, set func(time.Time) error) time.Time {
-	next := time.Now().Add(idle)
+func refreshDeadline(now, cur time.Time, idle time.Duration, set func(time.Time) error) time.Time {
+	next := now.Add(idle)
 	if next.Sub(cur) < idle/16 {
 		return cur
 	}
