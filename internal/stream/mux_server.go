@@ -45,12 +45,13 @@ func (s *Server) FrontendServerID() codec.UUID { return s.frontendID }
 // right header for either kind of Stream). The consumer API is the same as a classic Stream's.
 // Offer it only to workers whose discovery record says they speak the mux.
 func (s *Server) RegisterMux(id string) *Stream {
+	sid := s.ids.New() // under its own lock, outside the server's
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	info := codec.MuxCallHomeInfo{
 		Address:          s.addr,
 		FrontendServerID: s.frontendID,
-		StreamID:         s.ids.New(),
+		StreamID:         sid,
 		Context:          id,
 		Version:          codec.MuxVersion,
 	}

@@ -16,8 +16,9 @@ type prologueWatch struct {
 	mu         sync.Mutex
 	head, tail *Stream // linked through Stream.watch
 	timer      *time.Timer
-	armed      bool // the timer will fire (at or before the head's deadline)
-	stopped    bool // the server closed: no timer any more
+	armed      bool           // the timer will fire (at or before the head's deadline)
+	stopped    bool           // the server closed: no timer any more
+	expiring   sync.WaitGroup // callbacks past the stopped check; stop waits for them
 }
 
 // watchLink is a stream's place in the prologue watch. Guarded by prologueWatch.mu.
@@ -84,6 +85,12 @@ func (pw *prologueWatch) unlinkLocked(s *Stream) {
 func (pw *prologueWatch) expire() {
 	var due []*Stream
 	pw.mu.Lock()
+	if pw.stopped {
+		pw.mu.Unlock()
+		return
+	}
+	pw.expiring.Add(1)
+	defer pw.expiring.Done()
 	pw.armed = false
 	now := time.Now()
 	for pw.head != nil && !now.Before(pw.head.watch.deadline) {
@@ -91,7 +98,7 @@ func (pw *prologueWatch) expire() {
 		pw.unlinkLocked(s)
 		due = append(due, s)
 	}
-	if pw.head != nil && !pw.stopped {
+	if pw.head != nil {
 		pw.armed = true
 		pw.timer.Reset(pw.head.watch.deadline.Sub(now))
 	}
@@ -102,12 +109,14 @@ func (pw *prologueWatch) expire() {
 	}
 }
 
-// stop disarms the timer for good; the streams still watched are ended by their owners.
+// stop disarms the timer for good and waits for a callback still failing streams; the streams
+// still watched are ended by their owners.
 func (pw *prologueWatch) stop() {
 	pw.mu.Lock()
-	defer pw.mu.Unlock()
 	pw.stopped = true
 	if pw.timer != nil {
 		pw.timer.Stop()
 	}
+	pw.mu.Unlock()
+	pw.expiring.Wait()
 }

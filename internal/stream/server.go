@@ -255,11 +255,11 @@ func (s *Server) Register(id string) *Stream {
 
 // register registers a classic stream under subject, or under a fresh one when it is "".
 func (s *Server) register(id, subject string) *Stream {
+	if subject == "" {
+		subject = s.ids.New().String() // under its own lock, outside the server's
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if subject == "" {
-		subject = s.ids.New().String()
-	}
 	st := newStream(s, codec.CallHomeInfo{
 		Address:    s.addr,
 		Subject:    subject,
